@@ -1,0 +1,13 @@
+// Package cluster supervises herd's workers: N copies of one command, each in
+// its own process group, restarted by policy, stopped gracefully.
+//
+// One owner of mutable state: Supervisor.Run is an event loop on a single
+// goroutine. Signals, child exits (handed over by the reaper), restart timers
+// and shutdown ticks arrive on channels, and only the loop reads or changes
+// worker state. Everything else reads the immutable Snapshot the loop
+// publishes after every event. There is no lock on worker state, and the
+// order in which events are handled is the order in which they arrived.
+//
+// The supervisor never waits on a process itself: it starts workers through
+// reaper.Spawn and learns of their end from the reaper.
+package cluster

@@ -1,0 +1,62 @@
+package cluster
+
+import (
+	"fmt"
+	"time"
+)
+
+// Restart says which exits of a worker are followed by a new one in its slot.
+type Restart string
+
+const (
+	// RestartOnFailure restarts a worker that exited non-zero or was killed
+	// by a signal; one that exits 0 on its own has finished its work.
+	RestartOnFailure Restart = "on-failure"
+	// RestartAlways restarts a worker however it ended.
+	RestartAlways Restart = "always"
+	// RestartNever never restarts: with one worker herd behaves like tini.
+	RestartNever Restart = "never"
+)
+
+// ParseRestart accepts on-failure, always and never.
+func ParseRestart(s string) (Restart, error) {
+	switch r := Restart(s); r {
+	case RestartOnFailure, RestartAlways, RestartNever:
+		return r, nil
+	}
+	return "", fmt.Errorf("must be one of on-failure, always, never")
+}
+
+// restarts reports whether an exit with code leads to a restart.
+func (r Restart) restarts(code int) bool {
+	switch r {
+	case RestartAlways:
+		return true
+	case RestartOnFailure:
+		return code != 0
+	}
+	return false
+}
+
+// Backoff spaces out restarts of a failing slot: the first restart waits Min,
+// each further one twice as long up to Max. A worker that stayed up for Reset
+// or longer is stable, and its slot starts again from Min.
+type Backoff struct {
+	Min, Max, Reset time.Duration
+}
+
+// Next returns the delay before restarting a slot whose worker ran for uptime,
+// given the slot's count of unstable runs so far, and the new count.
+func (b Backoff) Next(unstable int, uptime time.Duration) (time.Duration, int) {
+	if uptime >= b.Reset {
+		unstable = 0
+	}
+	d := b.Min
+	for i := 0; i < unstable && d < b.Max; i++ {
+		d *= 2
+	}
+	if d > b.Max {
+		d = b.Max
+	}
+	return d, unstable + 1
+}

@@ -1,0 +1,519 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"golang.org/x/sys/unix"
+	"sigs.k8s.io/yaml"
+
+	"github.com/herd-sh/herd/cluster"
+	initproc "github.com/herd-sh/herd/init"
+)
+
+// Config is herd's whole configuration. Every field is one setting: the
+// envconfig tag is its variable, from which its flag (--shutdown-timeout)
+// and its key in the YAML file (shutdown_timeout) are derived; desc says
+// what it means. Each field's type parses its own text (Set) so the three
+// sources share one validation and one wording of errors.
+type Config struct {
+	Workers         Workers   `envconfig:"HERD_WORKERS" desc:"number of workers, or auto: one per CPU the container may use"`
+	Restart         Restart   `envconfig:"HERD_RESTART" desc:"which worker exits are followed by a restart: on-failure (non-zero or signal), always, never"`
+	BackoffMin      Duration  `envconfig:"HERD_BACKOFF_MIN" desc:"delay before the first restart of a failing slot; doubles per quick failure (0 restarts at once)"`
+	BackoffMax      Duration  `envconfig:"HERD_BACKOFF_MAX" desc:"longest delay between restarts of a slot"`
+	BackoffReset    Duration  `envconfig:"HERD_BACKOFF_RESET" desc:"uptime after which a worker counts as stable and its slot's delay starts again from the minimum"`
+	ShutdownTimeout Duration  `envconfig:"HERD_SHUTDOWN_TIMEOUT" desc:"on SIGTERM/SIGINT, how long to wait for every worker and descendant before SIGKILL"`
+	StopSignal      Signal    `envconfig:"HERD_WORKER_STOP_SIGNAL" desc:"signal that asks a worker to stop (TERM, QUIT, ...); empty: the signal herd received"`
+	ExitRemap       Remap     `envconfig:"HERD_EXIT_REMAP" desc:"rewrite herd's exit code, FROM=TO[,FROM=TO] (143=0 reports a SIGTERM stop as success)"`
+	TerminationLog  Text      `envconfig:"HERD_TERMINATION_LOG" desc:"file that receives a summary (at most 4 KiB) on exit, if writable; off disables"`
+	Subreaper       Bool      `envconfig:"HERD_SUBREAPER" desc:"when not PID 1, adopt orphaned descendants (PR_SET_CHILD_SUBREAPER)"`
+	LogFormat       LogFormat `envconfig:"HERD_LOG_FORMAT" desc:"log format on stderr: text or json"`
+	LogLevel        LogLevel  `envconfig:"HERD_LOG_LEVEL" desc:"least severe level logged: debug, info, warn, error"`
+}
+
+// configFileVar names the YAML file to read; it is not itself a setting.
+const configFileVar = "HERD_CONFIG"
+
+// Defaults returns the configuration used when nothing is set.
+func Defaults() Config {
+	return Config{
+		Workers:         Workers{Auto: true},
+		Restart:         Restart(cluster.RestartOnFailure),
+		BackoffMin:      Duration(250 * time.Millisecond),
+		BackoffMax:      Duration(16 * time.Second),
+		BackoffReset:    Duration(30 * time.Second),
+		ShutdownTimeout: Duration(25 * time.Second),
+		ExitRemap:       Remap{},
+		TerminationLog:  "/dev/termination-log",
+		Subreaper:       true,
+		LogFormat:       "text",
+		LogLevel:        "info",
+	}
+}
+
+// setting is one field of Config seen through reflection.
+type setting struct {
+	env, flag, key, desc string
+	value                func(*Config) value
+}
+
+// value is what every setting type implements: flag.Value, which envconfig
+// also accepts as its Setter.
+type value interface {
+	Set(string) error
+	String() string
+}
+
+// settings lists Config's fields in declaration order.
+var settings = func() []setting {
+	t := reflect.TypeFor[Config]()
+	out := make([]setting, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		env := f.Tag.Get("envconfig")
+		name := strings.ToLower(strings.TrimPrefix(env, "HERD_"))
+		idx := i
+		out = append(out, setting{
+			env:  env,
+			flag: strings.ReplaceAll(name, "_", "-"),
+			key:  name,
+			desc: f.Tag.Get("desc"),
+			value: func(c *Config) value {
+				return reflect.ValueOf(c).Elem().Field(idx).Addr().Interface().(value)
+			},
+		})
+	}
+	return out
+}()
+
+// Source says where a setting's value came from.
+type Source string
+
+const (
+	FromDefault Source = "default"
+	FromFile    Source = "file"
+	FromEnv     Source = "env"
+	FromFlag    Source = "flag"
+)
+
+// Loaded is a configuration with the origin of each value.
+type Loaded struct {
+	Config
+	File    string            // YAML file read, if any
+	Sources map[string]Source // by variable name
+}
+
+// ConfigError is an invalid setting. Its message names the setting as the
+// user wrote it, the value, and what is allowed.
+type ConfigError struct{ msg string }
+
+func (e *ConfigError) Error() string { return e.msg }
+
+func badValue(where, val string, err error) error {
+	return &ConfigError{fmt.Sprintf("invalid %s=%q: %v", where, val, err)}
+}
+
+// LoadConfig builds the configuration from defaults, then the YAML file
+// named by --config or HERD_CONFIG, then HERD_* variables, then flags.
+// flags holds the flags given on the command line, in order, by flag name.
+func LoadConfig(flags []flagValue) (*Loaded, error) {
+	l := &Loaded{Config: Defaults(), Sources: map[string]Source{}}
+	for _, s := range settings {
+		l.Sources[s.env] = FromDefault
+	}
+
+	file := os.Getenv(configFileVar)
+	for _, f := range flags {
+		if f.name == "config" {
+			file = f.val
+		}
+	}
+	if file != "" {
+		if err := l.loadFile(file); err != nil {
+			return nil, err
+		}
+	}
+
+	if err := l.loadEnv(); err != nil {
+		return nil, err
+	}
+
+	for _, f := range flags {
+		if f.name == "config" {
+			continue
+		}
+		s := settingByFlag(f.name)
+		if err := s.value(&l.Config).Set(f.val); err != nil {
+			return nil, badValue("--"+f.name, f.val, fmt.Errorf("%w (%s)", err, s.env))
+		}
+		l.Sources[s.env] = FromFlag
+	}
+	return l, l.check()
+}
+
+// loadFile applies a YAML file strictly: duplicate and unknown keys are
+// errors, and every value must be a scalar.
+func (l *Loaded) loadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return &ConfigError{fmt.Sprintf("%s=%q: cannot read the configuration file: %v", configFileVar, path, err)}
+	}
+	var doc map[string]json.RawMessage
+	if err := yaml.UnmarshalStrict(data, &doc); err != nil {
+		return &ConfigError{fmt.Sprintf("configuration file %s: %v", path, err)}
+	}
+	keys := make([]string, 0, len(doc))
+	for k := range doc {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		s, ok := settingByKey(k)
+		if !ok {
+			return &ConfigError{fmt.Sprintf("configuration file %s: unknown key %q; known keys: %s", path, k, knownKeys())}
+		}
+		text, err := scalar(doc[k])
+		if err != nil {
+			return &ConfigError{fmt.Sprintf("configuration file %s: %s: %v", path, k, err)}
+		}
+		if err := s.value(&l.Config).Set(text); err != nil {
+			return badValue(k, text, fmt.Errorf("%w (in %s; variable %s)", err, path, s.env))
+		}
+		l.Sources[s.env] = FromFile
+	}
+	l.File = path
+	return nil
+}
+
+// scalar turns a JSON scalar into the text a variable would hold.
+func scalar(raw json.RawMessage) (string, error) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "", err
+	}
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	case float64:
+		return string(raw), nil
+	case nil:
+		return "", nil
+	}
+	return "", errors.New("must be a single value, not a list or a map")
+}
+
+// loadEnv applies the HERD_* variables that are set. envconfig sees only
+// the fields' explicit names (the prefix is part of each tag), so it never
+// falls back to an unprefixed variable such as PORT, and it has no defaults
+// to overwrite values from the file.
+func (l *Loaded) loadEnv() error {
+	if err := envconfig.Process("", &l.Config); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return badValue(pe.KeyName, pe.Value, pe.Err)
+		}
+		return &ConfigError{err.Error()}
+	}
+	for _, s := range settings {
+		if _, ok := os.LookupEnv(s.env); ok {
+			l.Sources[s.env] = FromEnv
+		}
+	}
+	return nil
+}
+
+// check validates what single values cannot: relations between settings.
+func (l *Loaded) check() error {
+	if l.BackoffMax < l.BackoffMin {
+		return &ConfigError{fmt.Sprintf("invalid HERD_BACKOFF_MAX=%q: must not be less than HERD_BACKOFF_MIN=%q",
+			l.BackoffMax.String(), l.BackoffMin.String())}
+	}
+	return nil
+}
+
+func settingByFlag(name string) setting {
+	for _, s := range settings {
+		if s.flag == name {
+			return s
+		}
+	}
+	panic("unknown flag " + name) // the flag set only defines known flags
+}
+
+func settingByKey(key string) (setting, bool) {
+	for _, s := range settings {
+		if s.key == key {
+			return s, true
+		}
+	}
+	return setting{}, false
+}
+
+func knownKeys() string {
+	keys := make([]string, len(settings))
+	for i, s := range settings {
+		keys[i] = s.key
+	}
+	return strings.Join(keys, ", ")
+}
+
+// UnknownVariables lists HERD_* variables in environ that herd does not
+// know, most likely misspelt settings. Names Kubernetes injects for a Service
+// called herd (HERD_PORT, HERD_PORT_8080_TCP..., HERD_SERVICE_HOST...) and
+// the variables herd gives its workers are not reported.
+func UnknownVariables(environ []string) []string {
+	known := map[string]bool{configFileVar: true, "HERD_WORKER_ID": true, "HERD_WORKER_INDEX": true}
+	for _, s := range settings {
+		known[s.env] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "HERD_") || known[k] ||
+			k == "HERD_PORT" || strings.HasPrefix(k, "HERD_PORT_") || strings.HasPrefix(k, "HERD_SERVICE_") {
+			continue
+		}
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// flagValue is one flag as given on the command line.
+type flagValue struct{ name, val string }
+
+// recorder is the flag.Value of every setting flag: it keeps the text so
+// flags can be applied last, after the file and the environment.
+type recorder struct {
+	name   string
+	isBool bool
+	out    *[]flagValue
+}
+
+func (r recorder) String() string     { return "" }
+func (r recorder) IsBoolFlag() bool   { return r.isBool }
+func (r recorder) Set(v string) error { *r.out = append(*r.out, flagValue{r.name, v}); return nil }
+
+// newFlagSet defines --config and one flag per setting, recording into out.
+func newFlagSet(out *[]flagValue) *flag.FlagSet {
+	fs := flag.NewFlagSet("herd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Var(recorder{name: "config", out: out}, "config", "YAML configuration file (HERD_CONFIG)")
+	defaults := Defaults()
+	for _, s := range settings {
+		_, isBool := s.value(&defaults).(*Bool)
+		fs.Var(recorder{name: s.flag, isBool: isBool, out: out}, s.flag, s.desc+" ("+s.env+")")
+	}
+	return fs
+}
+
+// WriteTable prints every setting: variable, flag, value, default, source
+// and meaning. With l nil it prints the defaults alone.
+func WriteTable(w io.Writer, l *Loaded) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	defaults := Defaults()
+	if l == nil {
+		fmt.Fprintln(tw, "VARIABLE\tFLAG\tDEFAULT\tMEANING")
+	} else {
+		fmt.Fprintln(tw, "VARIABLE\tVALUE\tSOURCE\tDEFAULT\tMEANING")
+	}
+	for _, s := range settings {
+		def := show(s.value(&defaults).String())
+		if l == nil {
+			fmt.Fprintf(tw, "%s\t--%s\t%s\t%s\n", s.env, s.flag, def, s.desc)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.env, show(s.value(&l.Config).String()), l.Sources[s.env], def, s.desc)
+	}
+	return tw.Flush()
+}
+
+func show(v string) string {
+	if v == "" {
+		return `""`
+	}
+	return v
+}
+
+// The setting types. Each Set says what is allowed when it refuses a value.
+
+// Workers is a positive count or auto.
+type Workers struct {
+	Auto bool
+	N    int
+}
+
+// MaxWorkers bounds HERD_WORKERS: far above any CPU count, low enough that
+// a typo (an extra zero or two) is caught.
+const MaxWorkers = 10000
+
+func (w *Workers) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if strings.EqualFold(s, "auto") {
+		*w = Workers{Auto: true}
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxWorkers {
+		return fmt.Errorf("must be auto or a whole number from 1 to %d", MaxWorkers)
+	}
+	*w = Workers{N: n}
+	return nil
+}
+
+func (w *Workers) String() string {
+	if w.Auto {
+		return "auto"
+	}
+	return strconv.Itoa(w.N)
+}
+
+// Restart is a cluster.Restart policy.
+type Restart cluster.Restart
+
+func (r *Restart) Set(s string) error {
+	p, err := cluster.ParseRestart(strings.TrimSpace(s))
+	if err != nil {
+		return err
+	}
+	*r = Restart(p)
+	return nil
+}
+
+func (r *Restart) String() string { return string(*r) }
+
+// Duration is a time.Duration written as Go writes it (1m30s, 250ms) or as
+// a whole number of seconds.
+type Duration time.Duration
+
+func (d *Duration) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 && n <= 1<<31 {
+		*d = Duration(time.Duration(n) * time.Second)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return errors.New("must be a duration such as 250ms, 30s or 1m, or a number of seconds, not negative")
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d *Duration) String() string { return time.Duration(*d).String() }
+
+// Signal is a catchable signal, or empty.
+type Signal int
+
+func (g *Signal) Set(s string) error {
+	if strings.TrimSpace(s) == "" {
+		*g = 0
+		return nil
+	}
+	sig, ok := initproc.ParseSignal(s)
+	if !ok {
+		return errors.New("must be a catchable signal name or number such as TERM, SIGQUIT, INT or 15, or empty")
+	}
+	*g = Signal(sig)
+	return nil
+}
+
+func (g *Signal) String() string {
+	if *g == 0 {
+		return ""
+	}
+	return initproc.SignalName(unix.Signal(*g))
+}
+
+// Remap is an initproc.Remap.
+type Remap initproc.Remap
+
+func (r *Remap) Set(s string) error {
+	m, err := initproc.ParseRemap(s)
+	if err != nil {
+		return fmt.Errorf("must be FROM=TO pairs separated by commas, such as 143=0: %v", err)
+	}
+	*r = Remap(m)
+	return nil
+}
+
+func (r *Remap) String() string { return initproc.Remap(*r).String() }
+
+// Text is any string.
+type Text string
+
+func (t *Text) Set(s string) error { *t = Text(s); return nil }
+func (t *Text) String() string     { return string(*t) }
+
+// Bool is true or false, also written 1/0, yes/no, on/off.
+type Bool bool
+
+func (b *Bool) Set(s string) error {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "1", "yes", "on":
+		*b = true
+	case "false", "0", "no", "off":
+		*b = false
+	default:
+		return errors.New("must be true or false")
+	}
+	return nil
+}
+
+func (b *Bool) String() string   { return strconv.FormatBool(bool(*b)) }
+func (b *Bool) IsBoolFlag() bool { return true }
+
+// LogFormat is text or json.
+type LogFormat string
+
+func (f *LogFormat) Set(s string) error {
+	switch v := strings.ToLower(strings.TrimSpace(s)); v {
+	case "text", "json":
+		*f = LogFormat(v)
+		return nil
+	}
+	return errors.New("must be text or json")
+}
+
+func (f *LogFormat) String() string { return string(*f) }
+
+// LogLevel is debug, info, warn or error.
+type LogLevel string
+
+func (l *LogLevel) Set(s string) error {
+	switch v := strings.ToLower(strings.TrimSpace(s)); v {
+	case "debug", "info", "warn", "error":
+		*l = LogLevel(v)
+		return nil
+	case "warning":
+		*l = "warn"
+		return nil
+	}
+	return errors.New("must be debug, info, warn or error")
+}
+
+func (l *LogLevel) String() string { return string(*l) }
+
+// MarkdownTable is the settings table of the README, generated from Config.
+func MarkdownTable() string {
+	var b strings.Builder
+	defaults := Defaults()
+	b.WriteString("| variable | flag | default | meaning |\n|---|---|---|---|\n")
+	for _, s := range settings {
+		fmt.Fprintf(&b, "| `%s` | `--%s` | `%s` | %s |\n", s.env, s.flag, show(s.value(&defaults).String()), s.desc)
+	}
+	return b.String()
+}

@@ -1,0 +1,104 @@
+package initproc
+
+import (
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Forwardable lists every signal herd registers for: all catchable signals
+// except SIGKILL and SIGSTOP (not catchable), SIGCHLD (the reaper's), SIGURG
+// (the Go runtime's) and SIGPIPE (registered separately and dropped), plus
+// the real-time signals SIGRTMIN+2 (34) to SIGRTMAX (64); 32 and 33 are used
+// by C libraries' thread implementations and are left alone.
+//
+// Synchronous signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP) are in the
+// list because one sent with kill(2) is an ordinary asynchronous signal that
+// would otherwise crash herd; a real fault in herd still crashes it.
+var Forwardable = func() []os.Signal {
+	list := []os.Signal{
+		unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP,
+		unix.SIGABRT, unix.SIGBUS, unix.SIGFPE, unix.SIGUSR1, unix.SIGSEGV,
+		unix.SIGUSR2, unix.SIGALRM, unix.SIGTERM, unix.SIGSTKFLT, unix.SIGCONT,
+		unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ,
+		unix.SIGVTALRM, unix.SIGPROF, unix.SIGWINCH, unix.SIGIO, unix.SIGPWR,
+		unix.SIGSYS,
+	}
+	for s := 34; s <= 64; s++ {
+		list = append(list, unix.Signal(s))
+	}
+	return list
+}()
+
+// Notify registers ch for every signal in Forwardable and drops SIGPIPE. A
+// signal that herd's parent set to SIG_IGN and that Go's runtime left ignored
+// (SIGHUP and SIGINT, as for a background job or nohup) is not registered, so
+// herd and its workers keep ignoring it. Call it first thing in main: until it
+// runs, the runtime's default applies, and that exits on SIGTERM.
+//
+// It returns the signals it registered.
+func Notify(ch chan<- os.Signal) []os.Signal {
+	var list []os.Signal
+	for _, s := range Forwardable {
+		if signal.Ignored(s) {
+			continue
+		}
+		list = append(list, s)
+	}
+	signal.Notify(ch, list...)
+	dropPipe()
+	return list
+}
+
+// dropPipe catches SIGPIPE so a write to a closed pipe returns EPIPE instead
+// of killing herd. Catching (not ignoring) keeps the default for workers.
+func dropPipe() {
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, unix.SIGPIPE)
+	go func() {
+		for range pipe {
+		}
+	}()
+}
+
+// SignalName is the short name of a signal as people write it: TERM, USR1,
+// RTMIN+3.
+func SignalName(s unix.Signal) string {
+	if s >= 34 && s <= 64 {
+		return "RTMIN+" + strconv.Itoa(int(s)-34)
+	}
+	if n := unix.SignalName(s); n != "" {
+		return strings.TrimPrefix(n, "SIG")
+	}
+	return strconv.Itoa(int(s))
+}
+
+// ParseSignal reads a signal written as TERM, SIGTERM, sigterm, 15 or
+// RTMIN+3. Only catchable signals are accepted.
+func ParseSignal(text string) (unix.Signal, bool) {
+	t := strings.ToUpper(strings.TrimSpace(text))
+	t = strings.TrimPrefix(t, "SIG")
+	var s unix.Signal
+	if n, err := strconv.Atoi(t); err == nil {
+		s = unix.Signal(n)
+	} else if rest, ok := strings.CutPrefix(t, "RTMIN+"); ok {
+		n, err := strconv.Atoi(rest)
+		if err != nil {
+			return 0, false
+		}
+		s = unix.Signal(34 + n)
+	} else if t == "RTMIN" {
+		s = 34
+	} else if t == "RTMAX" {
+		s = 64
+	} else {
+		s = unix.SignalNum("SIG" + t)
+	}
+	if s <= 0 || s > 64 || s == unix.SIGKILL || s == unix.SIGSTOP {
+		return 0, false
+	}
+	return s, true
+}

@@ -1,0 +1,202 @@
+// Command herd is the first process of a container: it runs N copies of a
+// command as PID 1 (or as a child subreaper), forwards signals to them, reaps
+// every zombie, restarts failed workers and stops them all gracefully.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/herd-sh/herd/cluster"
+	initproc "github.com/herd-sh/herd/init"
+	"github.com/herd-sh/herd/reaper"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	if len(args) > 0 && args[0] == demoWorkerArg {
+		return demoWorker()
+	}
+	// Signals first: until they are registered, Go's defaults apply, and
+	// those exit on SIGTERM instead of stopping the workers.
+	signals := make(chan os.Signal, 128)
+	initproc.Notify(signals)
+	if err := initproc.CloseInherited(); err != nil {
+		fmt.Fprintln(os.Stderr, "herd: warning:", err)
+	}
+
+	inv, err := ParseArgs(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "herd: %v\nUsage: herd [flags] [--] command [args...]; herd --help lists the flags.\n", err)
+		return initproc.ExitUsage
+	}
+	switch inv.Mode {
+	case ModeHelp:
+		WriteUsage(os.Stdout)
+		return 0
+	case ModeVersion:
+		fmt.Println("herd", Version())
+		return 0
+	}
+
+	cfg, err := LoadConfig(inv.Flags)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "herd:", err)
+		return initproc.ExitUsage
+	}
+	log := newLogger(cfg.Config)
+	for _, name := range UnknownVariables(os.Environ()) {
+		log.Warn("unknown variable ignored; herd config lists the settings", "variable", name)
+	}
+
+	switch inv.Mode {
+	case ModeConfig:
+		if cfg.File != "" {
+			fmt.Printf("# configuration file: %s\n", cfg.File)
+		}
+		_ = WriteTable(os.Stdout, cfg)
+		return 0
+	case ModeDemo:
+		self, err := os.Executable()
+		if err != nil {
+			log.Error("demo: cannot find herd's own executable", "err", err)
+			return 1
+		}
+		inv.Command = []string{self, demoWorkerArg}
+	}
+	return supervise(cfg.Config, inv.Command, signals, log)
+}
+
+// supervise runs the workers until none is left and returns herd's exit code.
+func supervise(cfg Config, command []string, signals <-chan os.Signal, log *slog.Logger) int {
+	path, err := resolve(command[0])
+	if err != nil {
+		code, _ := cluster.StartErrorCode(err)
+		log.Error("cannot start command", "command", command[0], "err", startReason(err), "code", code)
+		return initproc.Remap(cfg.ExitRemap).Apply(code)
+	}
+
+	pid1 := initproc.IsPID1()
+	if !pid1 {
+		if !cfg.Subreaper {
+			log.Info("not PID 1 and HERD_SUBREAPER=false: orphans of workers go to the namespace's init")
+		} else if err := initproc.BecomeSubreaper(); err != nil {
+			log.Warn("not PID 1 and cannot become a child subreaper: orphans of workers go to the namespace's init", "err", err)
+		}
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		log.Warn("cannot read the working directory; workers start in /", "err", err)
+		dir = "/"
+	}
+	if err := os.Chdir("/"); err != nil {
+		log.Warn("cannot change directory to /", "err", err)
+	}
+
+	workers := cfg.Workers.N
+	if cfg.Workers.Auto {
+		workers = affinityCount()
+		log.Info("worker count from CPU affinity", "workers", workers)
+	}
+
+	r := reaper.New(log)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go r.Run(ctx)
+
+	sup := cluster.New(cluster.Config{
+		Path:            path,
+		Args:            command,
+		Env:             os.Environ(),
+		Dir:             dir,
+		Workers:         workers,
+		Restart:         cluster.Restart(cfg.Restart),
+		Backoff:         cluster.Backoff{Min: time.Duration(cfg.BackoffMin), Max: time.Duration(cfg.BackoffMax), Reset: time.Duration(cfg.BackoffReset)},
+		StopSignal:      unix.Signal(cfg.StopSignal),
+		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout),
+		Foreground:      workers == 1 && initproc.IsTerminal(0),
+		PID1:            pid1,
+	}, r, log)
+	res := sup.Run(signals)
+	code := initproc.Remap(cfg.ExitRemap).Apply(res.Code)
+
+	snap := sup.Snapshot()
+	msg := fmt.Sprintf("herd exited %d: %s; workers started %d, orphans reaped %d\n", code, res.Reason, snap.Started, r.Orphans())
+	if res.Code != code {
+		msg = fmt.Sprintf("herd exited %d (remapped from %d): %s; workers started %d, orphans reaped %d\n", code, res.Code, res.Reason, snap.Started, r.Orphans())
+	}
+	if err := initproc.TerminationMessage(string(cfg.TerminationLog), msg); err != nil {
+		log.Debug("termination message not written", "path", string(cfg.TerminationLog), "err", err)
+	}
+	log.Info("herd exiting", "code", code, "reason", res.Reason)
+	return code
+}
+
+// resolve finds the executable the way a shell would, so that "not found"
+// and "not executable" are reported before anything starts. A relative
+// path is made absolute: herd itself moves to /.
+func resolve(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if errors.Is(err, exec.ErrDot) {
+		err = nil
+	}
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return "", &fs.PathError{Op: "exec", Path: name, Err: errNotInPath{}}
+		}
+		return "", err
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return "", &fs.PathError{Op: "exec", Path: path, Err: unix.EISDIR}
+	}
+	return filepath.Abs(path)
+}
+
+// errNotInPath is a command name that no directory of $PATH holds.
+type errNotInPath struct{}
+
+func (errNotInPath) Error() string        { return "not found in $PATH" }
+func (errNotInPath) Is(target error) bool { return target == fs.ErrNotExist }
+
+// startReason is the kernel's or the search's reason alone, without the
+// wrapping that repeats the command's name.
+func startReason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		return ee.Err.Error()
+	}
+	return err.Error()
+}
+
+// affinityCount is the number of CPUs herd may run on.
+func affinityCount() int {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil || set.Count() < 1 {
+		return 1
+	}
+	return set.Count()
+}
+
+func newLogger(cfg Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
