@@ -28,11 +28,11 @@ func Version() string {
 type Mode int
 
 const (
-	ModeRun        Mode = iota // supervise the command
-	ModeHelp                   // --help
-	ModeVersion                // herd version
-	ModeConfig                 // herd config
-	ModeDemo                   // herd demo: supervise herd's own demo worker
+	ModeRun     Mode = iota // supervise the command
+	ModeHelp                // --help
+	ModeVersion             // herd version
+	ModeConfig              // herd config
+	ModeDemo                // herd demo: supervise herd's own demo worker
 )
 
 // Invocation is a parsed command line.
