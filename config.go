@@ -171,7 +171,7 @@ func (l *Loaded) loadFile(path string) error {
 	}
 	var doc map[string]json.RawMessage
 	if err := yaml.UnmarshalStrict(data, &doc); err != nil {
-		return &ConfigError{fmt.Sprintf("configuration file %s: %v", path, err)}
+		return &ConfigError{fmt.Sprintf("configuration file %s: %s", path, oneLine(err))}
 	}
 	keys := make([]string, 0, len(doc))
 	for k := range doc {
@@ -194,6 +194,16 @@ func (l *Loaded) loadFile(path string) error {
 	}
 	l.File = path
 	return nil
+}
+
+// oneLine folds a multi-line error (the YAML parser writes one line per
+// problem) into one line.
+func oneLine(err error) string {
+	parts := strings.Split(err.Error(), "\n")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return strings.Join(parts, " ")
 }
 
 // scalar turns a JSON scalar into the text a variable would hold.
