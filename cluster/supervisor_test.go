@@ -1,0 +1,236 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/herd-sh/herd/reaper"
+)
+
+// logBuf collects a supervisor's log lines for assertions.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+func (l *logBuf) count(s string) int          { return strings.Count(l.String(), s) }
+
+// run supervises sh -c script with cfg's policy fields and returns the
+// result and the log. send, if set, runs beside the supervisor with its
+// signal channel.
+func run(t *testing.T, cfg Config, script string, send func(chan<- os.Signal, *logBuf)) (Result, *logBuf) {
+	t.Helper()
+	logs := &logBuf{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := reaper.New(log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	if cfg.Path == "" {
+		cfg.Path = "/bin/sh"
+		cfg.Args = []string{"sh", "-c", script}
+	}
+	cfg.Env = append(os.Environ(), "DIR="+t.TempDir())
+	if cfg.Workers == 0 {
+		cfg.Workers = 1
+	}
+	if cfg.Restart == "" {
+		cfg.Restart = RestartOnFailure
+	}
+	if cfg.Backoff == (Backoff{}) {
+		cfg.Backoff = Backoff{Min: 10 * time.Millisecond, Max: 40 * time.Millisecond, Reset: time.Minute}
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	sigs := make(chan os.Signal, 8)
+	if send != nil {
+		go send(sigs, logs)
+	}
+	done := make(chan Result, 1)
+	go func() { done <- New(cfg, r, log).Run(sigs) }()
+	select {
+	case res := <-done:
+		return res, logs
+	case <-time.After(60 * time.Second):
+		t.Fatalf("supervisor did not return; log:\n%s", logs)
+	}
+	return Result{}, nil
+}
+
+// waitLog waits until the log holds n occurrences of s.
+func waitLog(logs *logBuf, s string, n int) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if logs.count(s) >= n {
+			return
+		}
+	}
+}
+
+// on-failure: a worker that fails twice, then succeeds, runs three times
+// and herd ends with 0.
+func TestRestartOnFailureUntilSuccess(t *testing.T) {
+	res, logs := run(t, Config{}, `n=$(cat "$DIR/n" 2>/dev/null || echo 0); echo $((n+1)) > "$DIR/n"; [ "$n" -ge 2 ]`, nil)
+	if res.Code != 0 {
+		t.Errorf("code %d, want 0", res.Code)
+	}
+	if got := logs.count(`msg="worker started"`); got != 3 {
+		t.Errorf("%d starts, want 3:\n%s", got, logs)
+	}
+	if !strings.Contains(logs.String(), "id=3 index=0") {
+		t.Errorf("ids do not increase across restarts:\n%s", logs)
+	}
+}
+
+func TestRestartNever(t *testing.T) {
+	res, logs := run(t, Config{Restart: RestartNever, Workers: 3}, `exit $((HERD_WORKER_INDEX + 4))`, nil)
+	if res.Code < 4 || res.Code > 6 {
+		t.Errorf("code %d, want the first failure, one of 4..6", res.Code)
+	}
+	if got := logs.count(`msg="worker started"`); got != 3 {
+		t.Errorf("%d starts, want 3", got)
+	}
+	if strings.Contains(logs.String(), "restart scheduled") {
+		t.Errorf("restarted under never:\n%s", logs)
+	}
+}
+
+// always restarts even clean exits, until a stop signal; herd then ends with
+// the code of the stopped worker.
+func TestRestartAlwaysUntilStopped(t *testing.T) {
+	res, logs := run(t, Config{Restart: RestartAlways, Backoff: Backoff{Max: time.Second, Reset: time.Second}},
+		`[ "$HERD_WORKER_ID" -lt 5 ] && exit 0; exec sleep 60`,
+		func(sigs chan<- os.Signal, logs *logBuf) {
+			waitLog(logs, "id=5 index=0 pid=", 1)
+			sigs <- unix.SIGTERM
+		})
+	if res.Code != 128+int(unix.SIGTERM) {
+		t.Errorf("code %d, want 143", res.Code)
+	}
+	if got := logs.count(`msg="worker started"`); got != 5 {
+		t.Errorf("%d starts, want 5:\n%s", got, logs)
+	}
+}
+
+// A second stop signal kills at once, and the code says herd had to kill.
+func TestSecondSignalKills(t *testing.T) {
+	start := time.Now()
+	res, logs := run(t, Config{ShutdownTimeout: time.Minute}, `trap "" TERM; while :; do sleep 0.05; done`,
+		func(sigs chan<- os.Signal, logs *logBuf) {
+			waitLog(logs, `msg="worker started"`, 1)
+			sigs <- unix.SIGTERM
+			waitLog(logs, `msg=shutdown`, 1)
+			sigs <- unix.SIGINT
+		})
+	if res.Code != 137 {
+		t.Errorf("code %d, want 137", res.Code)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Errorf("the second signal did not cut the one-minute wait short")
+	}
+	if !strings.Contains(logs.String(), "second stop signal") {
+		t.Errorf("no log line for the second signal:\n%s", logs)
+	}
+}
+
+// The timeout ends a worker that ignores the stop signal.
+func TestShutdownTimeout(t *testing.T) {
+	res, logs := run(t, Config{ShutdownTimeout: 200 * time.Millisecond}, `trap "" TERM; while :; do sleep 0.05; done`,
+		func(sigs chan<- os.Signal, logs *logBuf) {
+			waitLog(logs, `msg="worker started"`, 1)
+			sigs <- unix.SIGTERM
+		})
+	if res.Code != 137 || !strings.Contains(logs.String(), `msg="shutdown timeout"`) {
+		t.Errorf("code %d, want 137 with a timeout line:\n%s", res.Code, logs)
+	}
+}
+
+// HERD_WORKER_STOP_SIGNAL replaces the received signal for workers.
+func TestStopSignal(t *testing.T) {
+	res, logs := run(t, Config{StopSignal: unix.SIGQUIT}, `trap "exit 0" QUIT; trap "exit 9" TERM; while :; do sleep 0.05; done`,
+		func(sigs chan<- os.Signal, logs *logBuf) {
+			waitLog(logs, `msg="worker started"`, 1)
+			time.Sleep(100 * time.Millisecond) // let sh set its traps
+			sigs <- unix.SIGTERM
+		})
+	if res.Code != 0 {
+		t.Errorf("code %d, want 0 (worker got QUIT):\n%s", res.Code, logs)
+	}
+}
+
+// Other signals are forwarded to the worker's process group.
+func TestForward(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "usr1")
+	res, logs := run(t, Config{Restart: RestartNever}, `trap "touch `+marker+`; exit 3" USR1; while :; do sleep 0.05; done`,
+		func(sigs chan<- os.Signal, logs *logBuf) {
+			waitLog(logs, `msg="worker started"`, 1)
+			time.Sleep(100 * time.Millisecond)
+			sigs <- unix.SIGUSR1
+		})
+	if res.Code != 3 {
+		t.Errorf("code %d, want 3:\n%s", res.Code, logs)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("worker's USR1 trap did not run: %v", err)
+	}
+}
+
+// A command that cannot be executed is not retried, whatever the policy.
+func TestStartFailureNotRetried(t *testing.T) {
+	dir := t.TempDir()
+	noexec := filepath.Join(dir, "noexec")
+	if err := os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		code int
+	}{{filepath.Join(dir, "missing"), 127}, {noexec, 126}, {dir, 126}} {
+		res, logs := run(t, Config{Path: tc.path, Args: []string{tc.path}, Workers: 4, Restart: RestartAlways}, "", nil)
+		if res.Code != tc.code {
+			t.Errorf("%s: code %d, want %d", tc.path, res.Code, tc.code)
+		}
+		if n := logs.count("cannot start command"); n != 1 {
+			t.Errorf("%s: %d error lines, want 1:\n%s", tc.path, n, logs)
+		}
+		if strings.Contains(logs.String(), "restart scheduled") {
+			t.Errorf("%s: retried:\n%s", tc.path, logs)
+		}
+	}
+}
+
+// A stop before any worker ran reports 128+signal.
+func TestStopBeforeStart(t *testing.T) {
+	logs := &logBuf{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	r := reaper.New(log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	sigs := make(chan os.Signal, 1)
+	sigs <- unix.SIGTERM
+	s := New(Config{Path: "/bin/sh", Args: []string{"sh", "-c", "exit 0"}, Restart: RestartOnFailure, ShutdownTimeout: time.Second}, r, log)
+	if res := s.Run(sigs); res.Code != 143 {
+		t.Errorf("code %d, want 143", res.Code)
+	}
+}
+
+func TestWorkerEnv(t *testing.T) {
+	env := workerEnv([]string{"A=1", "HERD_WORKERS=auto", "HERD_WORKER_ID=9"}, 3, 1, 2)
+	want := "A=1 HERD_WORKER_ID=3 HERD_WORKER_INDEX=1 HERD_WORKERS=2"
+	if got := strings.Join(env, " "); got != want {
+		t.Errorf("env %q, want %q", got, want)
+	}
+}
