@@ -1179,5 +1179,9 @@ func helperFds() int {
 		parts[i] = strconv.Itoa(fd)
 	}
 	fmt.Printf("fds: %s\n", strings.Join(parts, " "))
+	for _, fd := range fds {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+		fmt.Printf("fd %d -> %s\n", fd, target)
+	}
 	return 0
 }
