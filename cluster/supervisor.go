@@ -184,7 +184,9 @@ func (s *Supervisor) start(sl *slot) {
 		code, permanent := StartErrorCode(err)
 		if !permanent {
 			s.log.Error("worker start failed", "id", w.id, "index", sl.index, "err", err)
-			s.schedule(sl, 0)
+			var delay time.Duration
+			delay, sl.unstable = s.cfg.Backoff.Next(sl.unstable, 0)
+			s.schedule(sl, w.id, delay)
 			return
 		}
 		s.log.Error("cannot start command", "path", s.cfg.Path, "err", unwrapStart(err), "code", code)
@@ -272,7 +274,7 @@ func (s *Supervisor) exited(ev exitEvent) {
 	if !s.stopping && !sl.finished && s.cfg.Restart.restarts(code) {
 		var delay time.Duration
 		delay, sl.unstable = s.cfg.Backoff.Next(sl.unstable, uptime)
-		s.schedule(sl, delay)
+		s.schedule(sl, w.id, delay)
 		return
 	}
 	sl.finished = true
@@ -284,10 +286,10 @@ func (s *Supervisor) exited(ev exitEvent) {
 	}
 }
 
-// schedule restarts sl after delay.
-func (s *Supervisor) schedule(sl *slot, delay time.Duration) {
+// schedule restarts sl after delay; id is the worker being replaced.
+func (s *Supervisor) schedule(sl *slot, id int, delay time.Duration) {
 	s.pending++
-	s.log.Info("worker restart scheduled", "id", s.nextID+1, "index", sl.index, "delay", delay.String())
+	s.log.Info("worker restart scheduled", "id", id, "index", sl.index, "delay", delay.String())
 	sl.timer = time.AfterFunc(delay, func() {
 		select {
 		case s.restarts <- sl:
