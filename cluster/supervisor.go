@@ -271,6 +271,14 @@ func (s *Supervisor) exited(ev exitEvent) {
 	s.log.Info("worker exited", "id", w.id, "index", sl.index, "pid", w.pid,
 		"code", code, "status", describe(ev.st.Wait), "uptime", uptime.Round(time.Millisecond).String())
 
+	if s.cfg.Foreground && !s.stopping && ev.st.Wait.Signaled() && ev.st.Wait.Signal() == unix.SIGINT {
+		// The terminal sent ^C to the worker holding it: the person at the
+		// terminal wants everything to stop, not a restart.
+		sl.finished = true
+		s.fail(code)
+		s.beginStop(unix.SIGINT, "interrupted at the terminal")
+		return
+	}
 	if !s.stopping && !sl.finished && s.cfg.Restart.restarts(code) {
 		var delay time.Duration
 		delay, sl.unstable = s.cfg.Backoff.Next(sl.unstable, uptime)
