@@ -1,0 +1,84 @@
+package cpus
+
+import (
+	"strconv"
+	"testing"
+)
+
+var requestVectors = []struct {
+	in   string
+	want int64
+	err  bool
+}{
+	{in: "500", want: 500}, // the Downward API with divisor 1m
+	{in: "2000", want: 2000},
+	{in: "1", want: 1},
+	{in: "2", want: 2}, // a bare number is millicores, not CPUs
+	{in: "500m", want: 500},
+	{in: "1500m", want: 1500},
+	{in: "2.0", want: 2000},
+	{in: "2.", want: 2000},
+	{in: "1.5", want: 1500},
+	{in: "0.25", want: 250},
+	{in: ".5", want: 500},
+	{in: "0.0001", want: 1}, // finer than 1m rounds up, as in Kubernetes
+	{in: "1.2345", want: 1235},
+	{in: "1.2340", want: 1234},
+	{in: "1.5m", want: 2},
+	{in: " 250m\n", want: 250},
+	{in: "", want: 0},
+	{in: "0", want: 0},
+	{in: "0m", want: 0},
+	{in: "0.0", want: 0},
+	{in: "9223372036854775807", want: 1<<63 - 1},
+	{in: "9223372036854775.807", want: 1<<63 - 1},
+	{in: "-500", err: true},
+	{in: "-0.5", err: true},
+	{in: "+500", err: true},
+	{in: "abc", err: true},
+	{in: "500mm", err: true},
+	{in: "m", err: true},
+	{in: ".", err: true},
+	{in: "1.2.3", err: true},
+	{in: "1e3", err: true},
+	{in: "2k", err: true},
+	{in: "2Gi", err: true},
+	{in: "1 000", err: true},
+	{in: "0x10", err: true},
+	{in: "9223372036854775808", err: true},
+	{in: "9223372036854776.0", err: true},
+	{in: "9223372036854776000m", err: true},
+	{in: "9223372036854775.808", err: true},
+}
+
+func TestParseRequest(t *testing.T) {
+	for _, v := range requestVectors {
+		got, err := ParseRequest(v.in)
+		if (err != nil) != v.err || got != v.want {
+			t.Errorf("ParseRequest(%q) = %d, %v; want %d, error %v", v.in, got, err, v.want, v.err)
+		}
+	}
+	_, err := ParseRequest("abc")
+	if want := "must be millicores such as 500 (what the Downward API gives with divisor 1m), or a CPU quantity such as 500m, 1.5 or 0.25; not negative"; err.Error() != want {
+		t.Errorf("error %q", err)
+	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	for _, v := range requestVectors {
+		f.Add(v.in)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseRequest(s)
+		if err != nil {
+			return
+		}
+		if m < 0 {
+			t.Fatalf("ParseRequest(%q) = %d", s, m)
+		}
+		// A whole number of millicores reads back as itself.
+		if back, err := ParseRequest(strconv.FormatInt(m, 10)); err != nil || back != m {
+			t.Fatalf("%d reads back as %d, %v", m, back, err)
+		}
+	})
+}
