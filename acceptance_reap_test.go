@@ -306,16 +306,16 @@ func TestR7NoLeaks(t *testing.T) {
 		if !r.stderr.waitCount("worker started", at, 180*time.Second) {
 			t.Fatalf("only %d workers started (wanted %d)", r.stderr.count("worker started"), at)
 		}
-		// The smallest of a few samples ignores an fd open for an instant
-		// during a spawn.
+		// The smallest of many samples ignores the fds open for an instant
+		// during each spawn (os/exec's error pipe).
 		fds = 1 << 30
-		for i := 0; i < 5; i++ {
+		for i := 0; i < 200; i++ {
 			n, err := fdCount(herd)
 			if err != nil {
 				t.Fatal(err)
 			}
 			fds = min(fds, n)
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(time.Millisecond)
 		}
 		v, err := statusField(herd, "VmRSS")
 		if err != nil {

@@ -40,8 +40,9 @@ func TestS1SignalsReachWorkers(t *testing.T) {
 }
 
 // S2: every catchable signal except KILL, STOP, CHLD, URG and PIPE arrives
-// at the worker, one at a time and in order. PROF is left out because Go
-// (herd and the sigecho helper) cannot receive it; 32 and 33 belong to glibc.
+// at the worker, one at a time and in order. PROF and 34 (SIGRTMIN+2) are
+// left out because no Go program (herd, the sigecho helper) can catch them;
+// 32 and 33 belong to glibc.
 func TestS2EverySignalForwarded(t *testing.T) {
 	t.Parallel()
 	t.Run("all but INT, TERM last", func(t *testing.T) {
@@ -85,6 +86,19 @@ func TestS2EverySignalForwarded(t *testing.T) {
 		if strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Errorf("worker received\n%v\nwant exactly, in order,\n%v", got, want)
 		}
+	})
+	t.Run("SIGRTMIN (34)", func(t *testing.T) {
+		t.Parallel()
+		// A shell worker, since no Go program can catch signal 34.
+		r := start(t, spec{env: oneWorkerNever, args: cmdArgs("sh", "-c",
+			`trap 'echo got 34; exit 0' 34; echo ready; while :; do sleep 0.1; done`)})
+		r.waitStdout("ready")
+		r.signal(34)
+		if _, _, ok := r.stdout.find(0, 10*time.Second, func(l logLine) bool { return l.raw == "got 34" }); !ok {
+			t.Errorf("signal 34 (SIGRTMIN) sent to herd did not reach the worker")
+		}
+		r.signal(syscall.SIGTERM)
+		r.exitCode(30 * time.Second)
 	})
 	t.Run("INT", func(t *testing.T) {
 		t.Parallel()
@@ -132,7 +146,7 @@ while :; do sleep 0.1; done
 		// A long backoff keeps herd running (and the slot empty) after the
 		// worker died, so the sleeps can be seen to be gone.
 		r := start(t, spec{
-			env:  []string{"HERD_WORKERS=1", "HERD_BACKOFF_MIN=60s"},
+			env:  []string{"HERD_WORKERS=1", "HERD_BACKOFF_MIN=60s", "HERD_BACKOFF_MAX=60s"},
 			args: cmdArgs("sh", "-c", "sleep 100 & sleep 100 & wait"),
 		})
 		r.waitLog("worker started")
@@ -297,13 +311,12 @@ func TestS7WorkerFds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer devnull.Close()
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pr.Close()
-	defer pw.Close()
+	// Not defer: the parallel subtests run after this function returned.
+	t.Cleanup(func() { devnull.Close(); pr.Close(); pw.Close() })
 	extra := []*os.File{devnull, pw}
 	t.Run("control: the helper sees inherited fds", func(t *testing.T) {
 		t.Parallel()
@@ -311,7 +324,7 @@ func TestS7WorkerFds(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("fds helper exit %d", code)
 		}
-		if !strings.Contains(r.stdout.text(), "fds: 0 1 2 3 4\n") {
+		if !strings.HasPrefix(r.stdout.text(), "fds: 0 1 2 3 4\n") {
 			t.Errorf("control run printed %q, want fds: 0 1 2 3 4", r.stdout.text())
 		}
 	})

@@ -76,10 +76,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// herdPath builds herd once (go build -o <tmp>/herd .) and returns its path.
+// herdPath builds herd once (go build -o <tmp>/herd .) and returns its
+// path. HERD_ACCEPTANCE_BINARY names a prebuilt binary to test instead (a
+// release build, or a deliberately broken one to see the tests fail).
 func herdPath(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		if bin := os.Getenv("HERD_ACCEPTANCE_BINARY"); bin != "" {
+			herdBin, buildErr = filepath.Abs(bin)
+			return
+		}
 		dir, err := os.MkdirTemp("", "herd-acceptance-")
 		if err != nil {
 			buildErr = err
@@ -462,6 +468,7 @@ func start(t testing.TB, s spec) *herdRun {
 	if s.bystand {
 		env = append(env, "HERD_TEST_BYSTANDER=1")
 	}
+	env = append(env, fmt.Sprintf("HERD_TEST_FDS=%d", 3+len(s.extra)))
 
 	cmd := exec.Command(testBin, argv...)
 	cmd.Env = env
@@ -887,6 +894,29 @@ func cleanSignals() error {
 	return nil
 }
 
+// closeStrayFds marks every fd from HERD_TEST_FDS up close-on-exec: fds the
+// test process itself inherited (from a CI runner, say) do not reach herd;
+// only the test's ExtraFiles do.
+func closeStrayFds() error {
+	from, err := strconv.Atoi(os.Getenv("HERD_TEST_FDS"))
+	if err != nil {
+		from = 3
+	}
+	if err := unix.CloseRange(uint(from), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= from {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
+}
+
 // helperExec (pid1, exec) prepares the process and execs args.
 func helperExec(newNS bool, args []string) error {
 	if len(args) == 0 {
@@ -920,6 +950,9 @@ func helperExec(newNS bool, args []string) error {
 		}
 	}
 	if err := cleanSignals(); err != nil {
+		return err
+	}
+	if err := closeStrayFds(); err != nil {
 		return err
 	}
 	var empty unix.Sigset_t
@@ -973,6 +1006,9 @@ func helperKeeper(args []string, fail func(error) int) int {
 	if err := cleanSignals(); err != nil {
 		return fail(err)
 	}
+	if err := closeStrayFds(); err != nil {
+		return fail(err)
+	}
 	cmd, err := startChild(args)
 	if err != nil {
 		return fail(err)
@@ -1022,6 +1058,9 @@ func helperNSInit(args []string, fail func(error) int) int {
 	if err := cleanSignals(); err != nil {
 		return fail(err)
 	}
+	if err := closeStrayFds(); err != nil {
+		return fail(err)
+	}
 	bystander := 0
 	if os.Getenv("HERD_TEST_BYSTANDER") == "1" {
 		b := exec.Command("/bin/sleep", "1000")
@@ -1068,12 +1107,14 @@ func helperNSInit(args []string, fail func(error) int) int {
 
 // catchable is every signal a process can catch, minus KILL and STOP,
 // SIGURG (the Go runtime's preemption signal), SIGCHLD, SIGPROF (the Go
-// runtime's; never delivered to os/signal) and 32/33 (glibc's).
+// runtime's; never delivered to os/signal) and 32, 33 and 34 (reserved by
+// glibc and musl; Go's runtime installs no handler for them and
+// signal.Notify ignores them, so no Go program, herd included, can catch them).
 func catchable() []syscall.Signal {
 	var out []syscall.Signal
 	for s := syscall.Signal(1); s <= 64; s++ {
 		switch s {
-		case unix.SIGKILL, unix.SIGSTOP, unix.SIGURG, unix.SIGCHLD, unix.SIGPROF, 32, 33:
+		case unix.SIGKILL, unix.SIGSTOP, unix.SIGURG, unix.SIGCHLD, unix.SIGPROF, 32, 33, 34:
 			continue
 		}
 		out = append(out, s)
@@ -1145,9 +1186,9 @@ func helperSelfsig(args []string) int {
 	return helperFailed
 }
 
-// helperFds prints "fds: 0 1 2 ..." for its open fds, read with raw system
-// calls so the Go runtime's poller opens nothing first; its own directory
-// fd is left out.
+// helperFds prints "fds: 0 1 2 ..." for the fds it inherited through
+// execve (those without FD_CLOEXEC), read with raw system calls so the Go
+// runtime's poller opens nothing first.
 func helperFds() int {
 	dir, err := unix.Open("/proc/self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -1169,9 +1210,16 @@ func helperFds() int {
 	}
 	var fds []int
 	for _, n := range names {
-		if fd, err := strconv.Atoi(n); err == nil && fd != dir {
-			fds = append(fds, fd)
+		fd, err := strconv.Atoi(n)
+		if err != nil || fd == dir {
+			continue
 		}
+		// The Go runtime's own fds (it keeps cgroup files open) are
+		// close-on-exec; an fd that came through execve is not.
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC != 0 {
+			continue
+		}
+		fds = append(fds, fd)
 	}
 	sort.Ints(fds)
 	parts := make([]string, len(fds))

@@ -375,8 +375,8 @@ func (r *Result) decide() {
 			"to size by the pod's CPU request, %s", r.Affinity, RequestHint)
 	}
 	if r.Request > 0 && r.Request < 10 {
-		r.warn("HERD_CPU_REQUEST is %d millicores (%s CPU): it counts millicores, so %d CPUs is %d",
-			r.Request, newFraction(uint64(r.Request), 1000), r.Request, r.Request*1000)
+		r.warn("HERD_CPU_REQUEST is %dm (%s CPU), less than any server asks for; for %d CPUs write %d or %d.0",
+			r.Request, newFraction(uint64(r.Request), 1000), r.Request, r.Request, r.Request)
 	}
 
 	r.Budget = r.Available

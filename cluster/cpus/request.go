@@ -7,22 +7,23 @@ import (
 )
 
 var (
-	errRequest      = errors.New("must be millicores such as 500 (what the Downward API gives with divisor 1m), or a CPU quantity such as 500m, 1.5 or 0.25; not negative")
+	errRequest      = errors.New("must be millicores such as 500 (what the Downward API gives with divisor 1m), or a CPU quantity such as 500m, 2, 1.5 or 0.25; not negative")
 	errRequestLarge = errors.New("is too large: must be at most 9223372036854775807 millicores")
 )
 
 // ParseRequest parses HERD_CPU_REQUEST into millicores.
 //
-// A bare whole number is millicores: "500" is half a CPU, because that is
-// what the Downward API writes for resourceFieldRef {resource: requests.cpu,
-// divisor: 1m}. A Kubernetes CPU quantity is accepted too when it cannot be
-// mistaken for that: a number with the suffix m ("500m", "1500m") is
-// millicores, a decimal number ("1.5", "0.25", "2.0") is CPUs. As in
-// Kubernetes, precision finer than one millicore rounds up ("0.0001" is
-// 1m). "", "0", "0m" and "0.0" give 0: no request (the Downward API writes
-// 0 for a container without a CPU request).
+// A bare whole number of 10 or more is millicores: "500" is half a CPU,
+// because that is what the Downward API writes for resourceFieldRef
+// {resource: requests.cpu, divisor: 1m}. A Kubernetes CPU quantity is
+// accepted too: a number with the suffix m ("500m", "1500m") is millicores,
+// a decimal number ("1.5", "0.25", "2.0") is CPUs, and so is a bare digit
+// from 1 to 9 ("2" is two CPUs, as in a pod spec). The two readings of a
+// bare number meet only below 10 millicores, less than any server asks for;
+// write "5m" for five millicores. As in Kubernetes, precision finer than
+// one millicore rounds up ("0.0001" is 1m). "", "0", "0m" and "0.0" give 0:
+// no request (the Downward API writes 0 for a container without one).
 //
-// "2" is therefore 2 millicores, not 2 CPUs: write "2000", "2000m" or "2.0".
 // The error says what is allowed; the caller names the setting and value.
 func ParseRequest(s string) (millicores int64, err error) {
 	s = strings.TrimSpace(s)
@@ -35,8 +36,8 @@ func ParseRequest(s string) (millicores int64, err error) {
 		num, scale = n, 1
 	}
 	whole, frac, dot := strings.Cut(num, ".")
-	if !dot && scale == 1000 {
-		scale = 1 // a bare whole number: millicores
+	if !dot && scale == 1000 && !(len(whole) == 1 && whole[0] >= '1' && whole[0] <= '9') {
+		scale = 1 // a bare whole number of 10 or more (or 0): millicores
 	}
 	if (whole == "" && frac == "") || !(whole == "" || digits(whole)) || !(frac == "" || digits(frac)) {
 		return 0, errRequest

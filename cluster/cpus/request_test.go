@@ -12,8 +12,11 @@ var requestVectors = []struct {
 }{
 	{in: "500", want: 500}, // the Downward API with divisor 1m
 	{in: "2000", want: 2000},
-	{in: "1", want: 1},
-	{in: "2", want: 2}, // a bare number is millicores, not CPUs
+	{in: "10", want: 10},
+	{in: "1", want: 1000},
+	{in: "2", want: 2000}, // a bare digit is CPUs, as in a pod spec
+	{in: "9", want: 9000},
+	{in: "5m", want: 5},
 	{in: "500m", want: 500},
 	{in: "1500m", want: 1500},
 	{in: "2.0", want: 2000},
@@ -59,7 +62,7 @@ func TestParseRequest(t *testing.T) {
 		}
 	}
 	_, err := ParseRequest("abc")
-	if want := "must be millicores such as 500 (what the Downward API gives with divisor 1m), or a CPU quantity such as 500m, 1.5 or 0.25; not negative"; err.Error() != want {
+	if want := "must be millicores such as 500 (what the Downward API gives with divisor 1m), or a CPU quantity such as 500m, 2, 1.5 or 0.25; not negative"; err.Error() != want {
 		t.Errorf("error %q", err)
 	}
 }
@@ -76,8 +79,8 @@ func FuzzParseRequest(f *testing.F) {
 		if m < 0 {
 			t.Fatalf("ParseRequest(%q) = %d", s, m)
 		}
-		// A whole number of millicores reads back as itself.
-		if back, err := ParseRequest(strconv.FormatInt(m, 10)); err != nil || back != m {
+		// A number of millicores with the suffix m reads back as itself.
+		if back, err := ParseRequest(strconv.FormatInt(m, 10) + "m"); err != nil || back != m {
 			t.Fatalf("%d reads back as %d, %v", m, back, err)
 		}
 	})
