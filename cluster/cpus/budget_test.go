@@ -197,7 +197,7 @@ func TestUnreadable(t *testing.T) {
 
 func TestTinyRequestWarns(t *testing.T) {
 	r := mustCompute(t, Input{FS: fixture("T01-max-no-request"), Affinity: 8, Request: 2})
-	if r.Workers != 1 || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "2 CPUs is 2000") {
+	if r.Workers != 1 || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "for 2 CPUs write 2 or 2.0") {
 		t.Errorf("workers %d, warnings %q", r.Workers, r.Warnings)
 	}
 }
