@@ -569,7 +569,11 @@ func (r *herdRun) exitCode(guard time.Duration) int {
 func (r *herdRun) herdPID() int {
 	r.t.Helper()
 	if r.herd == 0 {
-		r.herd = r.waitProc(r.root, "herd", 20*time.Second)
+		comm := filepath.Base(herdPath(r.t))
+		if len(comm) > 15 { // TASK_COMM_LEN - 1
+			comm = comm[:15]
+		}
+		r.herd = r.waitProc(r.root, comm, 20*time.Second)
 	}
 	return r.herd
 }
@@ -1042,6 +1046,9 @@ func helperKeeper(args []string, fail func(error) int) int {
 			}
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	if ws.Signaled() {
+		fmt.Fprintf(os.Stderr, "keeper: herd killed by signal %d\n", int(ws.Signal()))
 	}
 	fmt.Fprintf(os.Stderr, "keeper: orphans=%d\n", orphans)
 	return codeOf(ws)

@@ -401,16 +401,17 @@ func (s *Supervisor) beginStop(sig unix.Signal, reason string) {
 // daemonised children in other process groups), and as PID 1 every process
 // of the namespace. ok is false when /proc does not show herd's own PID
 // namespace, and then nothing can be listed safely.
-func (s *Supervisor) others() (procs []initproc.Proc, ok bool) {
+// With all set, members of the signalled groups are listed too.
+func (s *Supervisor) others(all bool) (procs []initproc.Proc, ok bool) {
 	if !initproc.OwnProcfs() {
 		return nil, false
 	}
-	all, err := initproc.ReadProcs(os.DirFS("/proc"))
+	list, err := initproc.ReadProcs(os.DirFS("/proc"))
 	if err != nil {
 		return nil, false
 	}
-	for _, p := range initproc.Descendants(all, os.Getpid(), s.cfg.PID1) {
-		if !s.groups[p.PGid] {
+	for _, p := range initproc.Descendants(list, os.Getpid(), s.cfg.PID1) {
+		if all || !s.groups[p.PGid] {
 			procs = append(procs, p)
 		}
 	}
@@ -420,7 +421,7 @@ func (s *Supervisor) others() (procs []initproc.Proc, ok bool) {
 // signalOthers sends sig once to each process others lists.
 func (s *Supervisor) signalOthers(sig unix.Signal) {
 	s.lastScan = time.Now()
-	procs, _ := s.others()
+	procs, _ := s.others(false)
 	for _, p := range procs {
 		if s.signalled[p.Pid] {
 			continue
@@ -434,7 +435,8 @@ func (s *Supervisor) signalOthers(sig unix.Signal) {
 }
 
 // kill ends everything at once: SIGKILL to every worker group and every
-// process herd is responsible for.
+// process herd is responsible for, including members of a worker's group
+// that outlived the worker.
 func (s *Supervisor) kill() {
 	if !s.killUntil.IsZero() {
 		return
@@ -445,7 +447,7 @@ func (s *Supervisor) kill() {
 			n++
 		}
 	})
-	procs, ok := s.others()
+	procs, ok := s.others(true)
 	for _, p := range procs {
 		if unix.Kill(p.Pid, unix.SIGKILL) == nil {
 			n++

@@ -27,9 +27,9 @@ func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock()
 func (l *logBuf) count(s string) int          { return strings.Count(l.String(), s) }
 
 // run supervises sh -c script with cfg's policy fields and returns the
-// result and the log. send, if set, runs beside the supervisor with its
-// signal channel.
-func run(t *testing.T, cfg Config, script string, send func(chan<- os.Signal, *logBuf)) (Result, *logBuf) {
+// result and the log. The script finds a fresh directory in $DIR. send, if
+// set, runs beside the supervisor with its signal channel.
+func run(t *testing.T, cfg Config, script string, send func(sigs chan<- os.Signal, logs *logBuf, dir string)) (Result, *logBuf) {
 	t.Helper()
 	logs := &logBuf{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -41,7 +41,8 @@ func run(t *testing.T, cfg Config, script string, send func(chan<- os.Signal, *l
 		cfg.Path = "/bin/sh"
 		cfg.Args = []string{"sh", "-c", script}
 	}
-	cfg.Env = append(os.Environ(), "DIR="+t.TempDir())
+	dir := t.TempDir()
+	cfg.Env = append(os.Environ(), "DIR="+dir)
 	if cfg.Workers == 0 {
 		cfg.Workers = 1
 	}
@@ -56,7 +57,7 @@ func run(t *testing.T, cfg Config, script string, send func(chan<- os.Signal, *l
 	}
 	sigs := make(chan os.Signal, 8)
 	if send != nil {
-		go send(sigs, logs)
+		go send(sigs, logs, dir)
 	}
 	done := make(chan Result, 1)
 	go func() { done <- New(cfg, r, log).Run(sigs) }()
@@ -67,6 +68,16 @@ func run(t *testing.T, cfg Config, script string, send func(chan<- os.Signal, *l
 		t.Fatalf("supervisor did not return; log:\n%s", logs)
 	}
 	return Result{}, nil
+}
+
+// waitReady waits until the worker script has run "touch $DIR/ready", so
+// that its traps are in place before a signal is sent.
+func waitReady(dir string) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(dir, "ready")); err == nil {
+			return
+		}
+	}
 }
 
 // waitLog waits until the log holds n occurrences of s.
@@ -111,7 +122,7 @@ func TestRestartNever(t *testing.T) {
 func TestRestartAlwaysUntilStopped(t *testing.T) {
 	res, logs := run(t, Config{Restart: RestartAlways, Backoff: Backoff{Max: time.Second, Reset: time.Second}},
 		`[ "$HERD_WORKER_ID" -lt 5 ] && exit 0; exec sleep 60`,
-		func(sigs chan<- os.Signal, logs *logBuf) {
+		func(sigs chan<- os.Signal, logs *logBuf, dir string) {
 			waitLog(logs, "id=5 index=0 pid=", 1)
 			sigs <- unix.SIGTERM
 		})
@@ -126,9 +137,9 @@ func TestRestartAlwaysUntilStopped(t *testing.T) {
 // A second stop signal kills at once, and the code says herd had to kill.
 func TestSecondSignalKills(t *testing.T) {
 	start := time.Now()
-	res, logs := run(t, Config{ShutdownTimeout: time.Minute}, `trap "" TERM; while :; do sleep 0.05; done`,
-		func(sigs chan<- os.Signal, logs *logBuf) {
-			waitLog(logs, `msg="worker started"`, 1)
+	res, logs := run(t, Config{ShutdownTimeout: time.Minute}, `trap "" TERM; touch "$DIR/ready"; while :; do sleep 0.05; done`,
+		func(sigs chan<- os.Signal, logs *logBuf, dir string) {
+			waitReady(dir)
 			sigs <- unix.SIGTERM
 			waitLog(logs, `msg=shutdown`, 1)
 			sigs <- unix.SIGINT
@@ -146,9 +157,9 @@ func TestSecondSignalKills(t *testing.T) {
 
 // The timeout ends a worker that ignores the stop signal.
 func TestShutdownTimeout(t *testing.T) {
-	res, logs := run(t, Config{ShutdownTimeout: 200 * time.Millisecond}, `trap "" TERM; while :; do sleep 0.05; done`,
-		func(sigs chan<- os.Signal, logs *logBuf) {
-			waitLog(logs, `msg="worker started"`, 1)
+	res, logs := run(t, Config{ShutdownTimeout: 200 * time.Millisecond}, `trap "" TERM; touch "$DIR/ready"; while :; do sleep 0.05; done`,
+		func(sigs chan<- os.Signal, logs *logBuf, dir string) {
+			waitReady(dir)
 			sigs <- unix.SIGTERM
 		})
 	if res.Code != 137 || !strings.Contains(logs.String(), `msg="shutdown timeout"`) {
@@ -158,10 +169,9 @@ func TestShutdownTimeout(t *testing.T) {
 
 // HERD_WORKER_STOP_SIGNAL replaces the received signal for workers.
 func TestStopSignal(t *testing.T) {
-	res, logs := run(t, Config{StopSignal: unix.SIGQUIT}, `trap "exit 0" QUIT; trap "exit 9" TERM; while :; do sleep 0.05; done`,
-		func(sigs chan<- os.Signal, logs *logBuf) {
-			waitLog(logs, `msg="worker started"`, 1)
-			time.Sleep(100 * time.Millisecond) // let sh set its traps
+	res, logs := run(t, Config{StopSignal: unix.SIGQUIT}, `trap "exit 0" QUIT; trap "exit 9" TERM; touch "$DIR/ready"; while :; do sleep 0.05; done`,
+		func(sigs chan<- os.Signal, logs *logBuf, dir string) {
+			waitReady(dir)
 			sigs <- unix.SIGTERM
 		})
 	if res.Code != 0 {
@@ -173,10 +183,9 @@ func TestStopSignal(t *testing.T) {
 func TestForward(t *testing.T) {
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "usr1")
-	res, logs := run(t, Config{Restart: RestartNever}, `trap "touch `+marker+`; exit 3" USR1; while :; do sleep 0.05; done`,
-		func(sigs chan<- os.Signal, logs *logBuf) {
-			waitLog(logs, `msg="worker started"`, 1)
-			time.Sleep(100 * time.Millisecond)
+	res, logs := run(t, Config{Restart: RestartNever}, `trap "touch `+marker+`; exit 3" USR1; touch "$DIR/ready"; while :; do sleep 0.05; done`,
+		func(sigs chan<- os.Signal, logs *logBuf, dir string) {
+			waitReady(dir)
 			sigs <- unix.SIGUSR1
 		})
 	if res.Code != 3 {

@@ -10,10 +10,12 @@ import (
 )
 
 // Forwardable lists every signal herd registers for: all catchable signals
-// except SIGKILL and SIGSTOP (not catchable), SIGCHLD (the reaper's), SIGURG
-// (the Go runtime's) and SIGPIPE (registered separately and dropped), plus
-// the real-time signals SIGRTMIN+2 (34) to SIGRTMAX (64); 32 and 33 are used
-// by C libraries' thread implementations and are left alone.
+// except SIGKILL and SIGSTOP (not catchable), SIGCHLD (the reaper's), SIGPIPE
+// (registered separately and dropped) and three the Go runtime keeps for
+// itself and never delivers to a program: SIGURG (goroutine preemption),
+// SIGPROF (the profiler) and signal 34 (per-thread system calls). Of the
+// real-time signals, 32 and 33 belong to C libraries' threads, so the list
+// holds 35 (SIGRTMIN+1 as C programs number it) to 64 (SIGRTMAX).
 //
 // Synchronous signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP) are in the
 // list because one sent with kill(2) is an ordinary asynchronous signal that
@@ -24,10 +26,9 @@ var Forwardable = func() []os.Signal {
 		unix.SIGABRT, unix.SIGBUS, unix.SIGFPE, unix.SIGUSR1, unix.SIGSEGV,
 		unix.SIGUSR2, unix.SIGALRM, unix.SIGTERM, unix.SIGSTKFLT, unix.SIGCONT,
 		unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGXCPU, unix.SIGXFSZ,
-		unix.SIGVTALRM, unix.SIGPROF, unix.SIGWINCH, unix.SIGIO, unix.SIGPWR,
-		unix.SIGSYS,
+		unix.SIGVTALRM, unix.SIGWINCH, unix.SIGIO, unix.SIGPWR, unix.SIGSYS,
 	}
-	for s := 34; s <= 64; s++ {
+	for s := 35; s <= 64; s++ {
 		list = append(list, unix.Signal(s))
 	}
 	return list
