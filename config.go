@@ -36,7 +36,7 @@ type Config struct {
 	ShutdownTimeout Duration  `envconfig:"HERD_SHUTDOWN_TIMEOUT" desc:"on SIGTERM/SIGINT, how long to wait for every worker and descendant before SIGKILL"`
 	StopSignal      Signal    `envconfig:"HERD_WORKER_STOP_SIGNAL" desc:"signal that asks a worker to stop (TERM, QUIT, ...); empty: the signal herd received"`
 	ExitRemap       Remap     `envconfig:"HERD_EXIT_REMAP" desc:"rewrite herd's exit code, FROM=TO[,FROM=TO] (143=0 reports a SIGTERM stop as success)"`
-	TerminationLog  Text      `envconfig:"HERD_TERMINATION_LOG" desc:"file that receives a summary (at most 4 KiB) on exit, if writable; off disables"`
+	TerminationLog  Text      `envconfig:"HERD_TERMINATION_LOG" desc:"file that receives a summary (at most 4 KiB) on exit; the default is written only where it exists (Kubernetes mounts it), a path you set is created; off disables"`
 	Subreaper       Bool      `envconfig:"HERD_SUBREAPER" desc:"when not PID 1, adopt orphaned descendants (PR_SET_CHILD_SUBREAPER)"`
 	LogFormat       LogFormat `envconfig:"HERD_LOG_FORMAT" desc:"log format on stderr: text or json"`
 	LogLevel        LogLevel  `envconfig:"HERD_LOG_LEVEL" desc:"least severe level logged: debug, info, warn, error"`

@@ -74,11 +74,11 @@ func run(args []string) int {
 		}
 		inv.Command = []string{self, demoWorkerArg}
 	}
-	return supervise(cfg.Config, inv.Command, signals, log)
+	return supervise(cfg, inv.Command, signals, log)
 }
 
 // supervise runs the workers until none is left and returns herd's exit code.
-func supervise(cfg Config, command []string, signals <-chan os.Signal, log *slog.Logger) int {
+func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slog.Logger) int {
 	path, err := resolve(command[0])
 	if err != nil {
 		code, _ := cluster.StartErrorCode(err)
@@ -135,7 +135,10 @@ func supervise(cfg Config, command []string, signals <-chan os.Signal, log *slog
 	if res.Code != code {
 		msg = fmt.Sprintf("herd exited %d (remapped from %d): %s; workers started %d, orphans reaped %d\n", code, res.Code, res.Reason, snap.Started, r.Orphans())
 	}
-	if err := initproc.TerminationMessage(string(cfg.TerminationLog), msg); err != nil {
+	// The default path is written only where Kubernetes provides it; a path
+	// the user chose is created if needed.
+	create := cfg.Sources["HERD_TERMINATION_LOG"] != FromDefault
+	if err := initproc.TerminationMessage(string(cfg.TerminationLog), msg, create); err != nil {
 		log.Debug("termination message not written", "path", string(cfg.TerminationLog), "err", err)
 	}
 	log.Info("herd exiting", "code", code, "reason", res.Reason)

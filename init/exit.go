@@ -72,16 +72,23 @@ func (r Remap) String() string {
 const MaxTerminationMessage = 4096
 
 // TerminationMessage writes msg, cut to MaxTerminationMessage bytes, to path.
-// An empty path or "off" writes nothing. A path that cannot be opened for
-// writing is reported as an error for the caller to log, never to fail on.
-func TerminationMessage(path, msg string) error {
+// An empty path or "off" writes nothing. With create false the file must
+// exist already (Kubernetes bind-mounts /dev/termination-log into every
+// container; outside Kubernetes herd must not leave a file in /dev). A path
+// that cannot be written is reported as an error for the caller to log,
+// never to fail on.
+func TerminationMessage(path, msg string, create bool) error {
 	if path == "" || path == "off" {
 		return nil
+	}
+	flags := os.O_WRONLY | os.O_TRUNC
+	if create {
+		flags |= os.O_CREATE
 	}
 	if len(msg) > MaxTerminationMessage {
 		msg = msg[:MaxTerminationMessage]
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, flags, 0o644)
 	if err != nil {
 		return err
 	}

@@ -72,23 +72,26 @@ func TestRemap(t *testing.T) {
 
 func TestTerminationMessage(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "termination-log")
-	if err := TerminationMessage(p, strings.Repeat("x", 10000)); err != nil {
+	if err := TerminationMessage(p, "x", false); err == nil {
+		t.Error("created the file with create false")
+	}
+	if err := TerminationMessage(p, strings.Repeat("x", 10000), true); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(p)
 	if len(data) != MaxTerminationMessage {
 		t.Errorf("wrote %d bytes, want %d", len(data), MaxTerminationMessage)
 	}
-	if err := TerminationMessage(p, "short"); err != nil {
+	if err := TerminationMessage(p, "short", false); err != nil {
 		t.Fatal(err)
 	}
 	if data, _ := os.ReadFile(p); string(data) != "short" {
 		t.Errorf("not truncated before writing: %q", data)
 	}
-	if err := TerminationMessage(filepath.Join(t.TempDir(), "missing", "x"), "m"); err == nil {
+	if err := TerminationMessage(filepath.Join(t.TempDir(), "missing", "x"), "m", true); err == nil {
 		t.Error("no error for an unwritable path")
 	}
-	if err := TerminationMessage("off", "m"); err != nil {
+	if err := TerminationMessage("off", "m", true); err != nil {
 		t.Errorf("off: %v", err)
 	}
 }

@@ -34,3 +34,17 @@ func BenchmarkSpawnReap(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStartWait is the baseline: the same child started and waited for
+// by os.Process.Wait (a pidfd), with no reaper. Only a benchmark may do this.
+func BenchmarkStartWait(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		p, err := os.StartProcess("/bin/true", []string{"true"}, &os.ProcAttr{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st, err := p.Wait(); err != nil || !st.Success() {
+			b.Fatalf("true: %v %v", st, err)
+		}
+	}
+}
