@@ -33,6 +33,7 @@ const (
 	ModeVersion             // herd version
 	ModeConfig              // herd config
 	ModeDemo                // herd demo: supervise herd's own demo worker
+	ModeCPUs                // herd cpus: explain the worker count
 )
 
 // Invocation is a parsed command line.
@@ -40,6 +41,7 @@ type Invocation struct {
 	Mode    Mode
 	Flags   []flagValue
 	Command []string
+	JSON    bool // herd cpus --json
 }
 
 // UsageError is a command line herd cannot act on; it exits 2.
@@ -49,7 +51,7 @@ func (e *UsageError) Error() string { return e.msg }
 
 // subcommands are recognised only as the first word after the flags and only
 // without "--": "herd -- version" runs a program called version.
-var subcommands = map[string]Mode{"version": ModeVersion, "config": ModeConfig, "demo": ModeDemo, "help": ModeHelp}
+var subcommands = map[string]Mode{"version": ModeVersion, "config": ModeConfig, "demo": ModeDemo, "help": ModeHelp, "cpus": ModeCPUs}
 
 // ParseArgs reads "herd [flags] [--] command [args...]" and the subcommands.
 func ParseArgs(args []string) (*Invocation, error) {
@@ -70,6 +72,10 @@ func ParseArgs(args []string) (*Invocation, error) {
 	dashdash := len(rest) < len(args) && args[len(args)-len(rest)-1] == "--"
 	if len(rest) > 0 && !dashdash {
 		if m, ok := subcommands[rest[0]]; ok {
+			if m == ModeCPUs && len(rest) == 2 && (rest[1] == "--json" || rest[1] == "-json") {
+				inv.Mode, inv.JSON = m, true
+				return inv, nil
+			}
 			if len(rest) > 1 {
 				return nil, &UsageError{fmt.Sprintf("%q takes no arguments; to run a program called %s, write herd -- %s", rest[0], rest[0], strings.Join(rest, " "))}
 			}
@@ -93,6 +99,7 @@ restarts failed workers and stops them all gracefully.
 Usage:
   herd [flags] [--] command [args...]   run the command as N workers
   herd demo                             run herd's built-in HTTP demo on :8080
+  herd cpus [--json]                    explain how many workers auto gives here
   herd config                           print the effective configuration
   herd version                          print herd's version
   herd --help                           print this help

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/herd-sh/herd/cluster"
+	"github.com/herd-sh/herd/cluster/cpus"
 	initproc "github.com/herd-sh/herd/init"
 )
 
@@ -28,7 +29,15 @@ import (
 // what it means. Each field's type parses its own text (Set) so the three
 // sources share one validation and one wording of errors.
 type Config struct {
-	Workers         Workers   `envconfig:"HERD_WORKERS" desc:"number of workers, or auto: one per CPU the container may use"`
+	Workers         Workers   `envconfig:"HERD_WORKERS" desc:"number of workers, or auto: one per CPU the container may use (herd cpus shows how that is found)"`
+	CPURequest      CPUAmount `envconfig:"HERD_CPU_REQUEST" desc:"the container's CPU request, used by auto when no CPU limit is found: millicores as the Downward API writes them (500) or a quantity (500m, 2, 1.5)"`
+	CPURounding     Rounding  `envconfig:"HERD_CPU_ROUNDING" desc:"how auto turns the CPU budget into workers: nearest (halves up), floor or ceil"`
+	MinWorkers      Count     `envconfig:"HERD_MIN_WORKERS" desc:"with auto, at least this many workers (0: no minimum)"`
+	MaxWorkers      Count     `envconfig:"HERD_MAX_WORKERS" desc:"with auto, at most this many workers (0: no maximum)"`
+	CPUReserve      CPUAmount `envconfig:"HERD_CPU_RESERVE" desc:"with auto, CPU kept for herd itself and taken off a budget above one CPU before rounding (100m, 0.25)"`
+	CPURecheck      Duration  `envconfig:"HERD_CPU_RECHECK" desc:"with auto, how often the CPU budget is read again to follow an in-place resize (0: only on SIGHUP)"`
+	ScaleDownChecks Count     `envconfig:"HERD_SCALE_DOWN_CHECKS" desc:"with auto, how many re-checks in a row must see a smaller budget before workers are stopped"`
+	WorkerHints     Bool      `envconfig:"HERD_WORKER_HINTS" desc:"with auto, give each worker HERD_WORKER_CPUS (its share of the budget) and size GOMAXPROCS and UV_THREADPOOL_SIZE to it, unless already set"`
 	Restart         Restart   `envconfig:"HERD_RESTART" desc:"which worker exits are followed by a restart: on-failure (non-zero or signal), always, never"`
 	BackoffMin      Duration  `envconfig:"HERD_BACKOFF_MIN" desc:"delay before the first restart of a failing slot; doubles per quick failure (0 restarts at once)"`
 	BackoffMax      Duration  `envconfig:"HERD_BACKOFF_MAX" desc:"longest delay between restarts of a slot"`
@@ -49,6 +58,10 @@ const configFileVar = "HERD_CONFIG"
 func Defaults() Config {
 	return Config{
 		Workers:         Workers{Auto: true},
+		CPURounding:     Rounding(cpus.Nearest),
+		CPURecheck:      Duration(5 * time.Second),
+		ScaleDownChecks: 3,
+		WorkerHints:     true,
 		Restart:         Restart(cluster.RestartOnFailure),
 		BackoffMin:      Duration(250 * time.Millisecond),
 		BackoffMax:      Duration(16 * time.Second),
@@ -247,6 +260,13 @@ func (l *Loaded) loadEnv() error {
 
 // check validates what single values cannot: relations between settings.
 func (l *Loaded) check() error {
+	if l.MaxWorkers > 0 && l.MinWorkers > l.MaxWorkers {
+		return &ConfigError{fmt.Sprintf("invalid HERD_MIN_WORKERS=%q: must not be more than HERD_MAX_WORKERS=%q",
+			l.MinWorkers.String(), l.MaxWorkers.String())}
+	}
+	if l.ScaleDownChecks < 1 {
+		return &ConfigError{fmt.Sprintf("invalid HERD_SCALE_DOWN_CHECKS=%q: must be at least 1", l.ScaleDownChecks.String())}
+	}
 	if l.BackoffMax < l.BackoffMin {
 		return &ConfigError{fmt.Sprintf("invalid HERD_BACKOFF_MAX=%q: must not be less than HERD_BACKOFF_MIN=%q",
 			l.BackoffMax.String(), l.BackoffMin.String())}
@@ -390,6 +410,54 @@ func (w *Workers) String() string {
 	}
 	return strconv.Itoa(w.N)
 }
+
+// Count is a whole number from 0 to MaxWorkers.
+type Count int
+
+func (c *Count) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 0 || n > MaxWorkers {
+		return fmt.Errorf("must be a whole number from 0 to %d", MaxWorkers)
+	}
+	*c = Count(n)
+	return nil
+}
+
+func (c *Count) String() string { return strconv.Itoa(int(*c)) }
+
+// CPUAmount is an amount of CPU in millicores, written as cpus.ParseRequest
+// reads it; 0 is none.
+type CPUAmount int64
+
+func (a *CPUAmount) Set(s string) error {
+	m, err := cpus.ParseRequest(s)
+	if err != nil {
+		return err
+	}
+	*a = CPUAmount(m)
+	return nil
+}
+
+func (a *CPUAmount) String() string {
+	if *a == 0 {
+		return ""
+	}
+	return strconv.FormatInt(int64(*a), 10) + "m"
+}
+
+// Rounding is a cpus.Rounding.
+type Rounding cpus.Rounding
+
+func (r *Rounding) Set(s string) error {
+	v, err := cpus.ParseRounding(strings.ToLower(strings.TrimSpace(s)))
+	if err != nil {
+		return err
+	}
+	*r = Rounding(v)
+	return nil
+}
+
+func (r *Rounding) String() string { return string(*r) }
 
 // Restart is a cluster.Restart policy.
 type Restart cluster.Restart

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/herd-sh/herd/cluster"
+	"github.com/herd-sh/herd/cluster/cpus"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
 )
@@ -66,6 +68,23 @@ func run(args []string) int {
 		}
 		_ = WriteTable(os.Stdout, cfg)
 		return 0
+	case ModeCPUs:
+		res, err := cpuBudget(cfg.Config)
+		if err != nil {
+			log.Error("cpu budget", "err", err)
+			return 1
+		}
+		if inv.JSON {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(res)
+			return 0
+		}
+		if !cfg.Workers.Auto {
+			fmt.Printf("HERD_WORKERS=%d is set, so herd starts %d workers and reads none of this.\n\n", cfg.Workers.N, cfg.Workers.N)
+		}
+		_ = res.WriteTable(os.Stdout)
+		return 0
 	case ModeDemo:
 		self, err := os.Executable()
 		if err != nil {
@@ -104,9 +123,20 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 	}
 
 	workers := cfg.Workers.N
+	var budget *cpus.Result
+	var recompute func() (cpus.Result, error)
 	if cfg.Workers.Auto {
-		workers = affinityCount()
-		log.Info("worker count from CPU affinity", "workers", workers)
+		res, err := cpuBudget(cfg.Config)
+		if err != nil {
+			log.Error("cpu budget", "err", err)
+			return 1
+		}
+		log.Info("cpu budget: " + res.LogLine())
+		for _, w := range res.Warnings {
+			log.Warn("cpu budget: " + w)
+		}
+		workers, budget = res.Workers, &res
+		recompute = func() (cpus.Result, error) { return cpuBudget(cfg.Config) }
 	}
 
 	r := reaper.New(log)
@@ -120,6 +150,11 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 		Env:             os.Environ(),
 		Dir:             dir,
 		Workers:         workers,
+		CPU:             budget,
+		Hints:           bool(cfg.WorkerHints),
+		Recompute:       recompute,
+		Recheck:         time.Duration(cfg.CPURecheck),
+		ScaleDownChecks: int(cfg.ScaleDownChecks),
 		Restart:         cluster.Restart(cfg.Restart),
 		Backoff:         cluster.Backoff{Min: time.Duration(cfg.BackoffMin), Max: time.Duration(cfg.BackoffMax), Reset: time.Duration(cfg.BackoffReset)},
 		StopSignal:      unix.Signal(cfg.StopSignal),
@@ -185,13 +220,22 @@ func startReason(err error) string {
 	return err.Error()
 }
 
-// affinityCount is the number of CPUs herd may run on.
-func affinityCount() int {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil || set.Count() < 1 {
-		return 1
+// cpuBudget works out how many workers HERD_WORKERS=auto gives, from this
+// process's own view of /proc and /sys (cluster/cpus).
+func cpuBudget(cfg Config) (cpus.Result, error) {
+	affinity, err := cpus.Affinity()
+	if err != nil || affinity < 1 {
+		affinity = 1
 	}
-	return set.Count()
+	return cpus.Compute(cpus.Input{
+		FS:       os.DirFS("/"),
+		Affinity: affinity,
+		Request:  int64(cfg.CPURequest),
+		Rounding: cpus.Rounding(cfg.CPURounding),
+		Min:      int(cfg.MinWorkers),
+		Max:      int(cfg.MaxWorkers),
+		Reserve:  cpus.Fraction{Num: uint64(cfg.CPUReserve), Den: 1000},
+	})
 }
 
 func newLogger(cfg Config) *slog.Logger {

@@ -34,11 +34,9 @@ type Snapshot struct {
 func (s *Supervisor) Snapshot() *Snapshot { return s.snap.Load() }
 
 func (s *Supervisor) publish() {
-	snap := &Snapshot{Time: time.Now(), Desired: s.cfg.Workers, Started: s.started, Stopping: s.stopping}
-	for _, sl := range s.slots {
-		if w := sl.w; w != nil {
-			snap.Workers = append(snap.Workers, WorkerInfo{ID: w.id, Index: sl.index, Pid: w.pid, State: w.state, Started: w.start})
-		}
-	}
+	snap := &Snapshot{Time: time.Now(), Desired: s.desired, Started: s.started, Stopping: s.stopping}
+	s.eachWorker(func(w *worker) {
+		snap.Workers = append(snap.Workers, WorkerInfo{ID: w.id, Index: w.slot.index, Pid: w.pid, State: w.state, Started: w.start})
+	})
 	s.snap.Store(snap)
 }

@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/herd-sh/herd/cluster/cpus"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
 	"golang.org/x/sys/unix"
@@ -23,7 +25,19 @@ type Config struct {
 	Env  []string // environment every worker starts from
 	Dir  string   // working directory of every worker
 
-	Workers         int
+	// Workers is the number of workers to start with.
+	Workers int
+	// CPU is the budget Workers came from, nil when the count was set by
+	// hand. With Hints, each worker's environment tells it its share.
+	CPU   *cpus.Result
+	Hints bool
+	// Recompute, when set, is asked for a new budget every Recheck (if
+	// positive) and on SIGHUP; the worker count follows its Workers: up at
+	// once, down only after ScaleDownChecks readings in a row were lower.
+	Recompute       func() (cpus.Result, error)
+	Recheck         time.Duration
+	ScaleDownChecks int
+
 	Restart         Restart
 	Backoff         Backoff
 	StopSignal      unix.Signal // 0: the signal herd received
@@ -57,13 +71,19 @@ type Supervisor struct {
 	reaper *reaper.Reaper
 	log    *slog.Logger
 
-	exits    chan exitEvent
-	restarts chan *slot
-	done     chan struct{}
-	snap     atomic.Pointer[Snapshot]
+	exits   chan exitEvent
+	calls   chan func() // timers' work, run on the loop
+	budgets chan budgetEvent
+	recheck chan struct{}
+	done    chan struct{}
+	snap    atomic.Pointer[Snapshot]
 
 	// Owned by the Run goroutine.
-	slots     []*slot
+	slots     []*slot // slots 0..desired-1
+	retiring  []*slot // slots dropped by a scale-down, worker still stopping
+	desired   int
+	budget    *cpus.Result
+	scale     scaler
 	nextID    int
 	live      int // workers with a process
 	pending   int // slots waiting for a restart timer
@@ -84,8 +104,14 @@ type slot struct {
 	index    int
 	w        *worker
 	unstable int
-	timer    *time.Timer
-	finished bool
+	timer    *time.Timer // pending restart
+	finished bool        // never to be restarted
+}
+
+type budgetEvent struct {
+	res    cpus.Result
+	err    error
+	reason string
 }
 
 type worker struct {
@@ -108,8 +134,13 @@ func New(cfg Config, r *reaper.Reaper, log *slog.Logger) *Supervisor {
 		reaper:    r,
 		log:       log,
 		exits:     make(chan exitEvent, 256),
-		restarts:  make(chan *slot),
+		calls:     make(chan func()),
+		budgets:   make(chan budgetEvent),
+		recheck:   make(chan struct{}, 1),
 		done:      make(chan struct{}),
+		desired:   cfg.Workers,
+		budget:    cfg.CPU,
+		scale:     scaler{checks: cfg.ScaleDownChecks},
 		groups:    map[int]bool{},
 		signalled: map[int]bool{},
 	}
@@ -121,8 +152,11 @@ func New(cfg Config, r *reaper.Reaper, log *slog.Logger) *Supervisor {
 // returns how herd should exit. signals carries every signal herd caught.
 func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 	defer close(s.done)
-	for i := 0; i < s.cfg.Workers; i++ {
+	for i := 0; i < s.desired; i++ {
 		s.slots = append(s.slots, &slot{index: i})
+	}
+	if s.cfg.Recompute != nil {
+		go s.watch()
 	}
 	for _, sl := range s.slots {
 		if s.stopping {
@@ -147,8 +181,10 @@ func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 			s.signal(sig.(unix.Signal))
 		case ev := <-s.exits:
 			s.exited(ev)
-		case sl := <-s.restarts:
-			s.restart(sl)
+		case f := <-s.calls:
+			f()
+		case ev := <-s.budgets:
+			s.budgetChanged(ev)
 		case <-tick:
 			s.shutdownTick()
 		}
@@ -163,7 +199,7 @@ func (s *Supervisor) start(sl *slot) {
 	w := &worker{id: s.nextID, slot: sl, state: StateStarting}
 	attr := &os.ProcAttr{
 		Dir:   s.cfg.Dir,
-		Env:   workerEnv(s.cfg.Env, w.id, sl.index, s.cfg.Workers),
+		Env:   s.workerEnv(w.id, sl.index),
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
@@ -211,21 +247,56 @@ func (s *Supervisor) start(sl *slot) {
 	s.log.Info("worker started", "id", w.id, "index", sl.index, "pid", pid)
 }
 
-// workerEnv is base plus the worker's identity, replacing any inherited
-// values of the same names so each appears once.
-func workerEnv(base []string, id, index, workers int) []string {
-	env := make([]string, 0, len(base)+3)
+// workerEnv is the configured environment plus the worker's identity and,
+// with hints on, its share of the CPU budget.
+func (s *Supervisor) workerEnv(id, index int) []string {
+	var share *cpus.Fraction
+	if s.cfg.Hints && s.budget != nil {
+		f := s.budget.Budget.Per(s.desired)
+		share = &f
+	}
+	return workerEnv(s.cfg.Env, id, index, s.desired, share)
+}
+
+// workerEnv is base plus the worker's identity, replacing inherited values
+// of the same names so each appears once. With a share of the CPU budget
+// it adds HERD_WORKER_CPUS, and sizes GOMAXPROCS (Go's scheduler threads)
+// and UV_THREADPOOL_SIZE (libuv's pool for file system, DNS, crypto and
+// zlib work in Node) to it, unless the environment sets them already: a
+// runtime that sizes itself to the whole pod would give N workers N times
+// the threads the pod has CPUs for. The pool keeps at least 2 threads, so
+// one slow DNS lookup cannot hold up every file read.
+func workerEnv(base []string, id, index, workers int, share *cpus.Fraction) []string {
+	env := make([]string, 0, len(base)+6)
+	var hasGo, hasUV bool
 	for _, kv := range base {
 		k, _, _ := strings.Cut(kv, "=")
-		if k == "HERD_WORKER_ID" || k == "HERD_WORKER_INDEX" || k == "HERD_WORKERS" {
+		switch k {
+		case "HERD_WORKER_ID", "HERD_WORKER_INDEX", "HERD_WORKERS", "HERD_WORKER_CPUS":
 			continue
+		case "GOMAXPROCS":
+			hasGo = true
+		case "UV_THREADPOOL_SIZE":
+			hasUV = true
 		}
 		env = append(env, kv)
 	}
-	return append(env,
+	env = append(env,
 		"HERD_WORKER_ID="+strconv.Itoa(id),
 		"HERD_WORKER_INDEX="+strconv.Itoa(index),
 		"HERD_WORKERS="+strconv.Itoa(workers))
+	if share == nil {
+		return env
+	}
+	threads := max(share.Ceil(), 1)
+	env = append(env, "HERD_WORKER_CPUS="+share.String())
+	if !hasGo {
+		env = append(env, "GOMAXPROCS="+strconv.FormatUint(threads, 10))
+	}
+	if !hasUV {
+		env = append(env, "UV_THREADPOOL_SIZE="+strconv.FormatUint(max(threads, 2), 10))
+	}
+	return env
 }
 
 // StartErrorCode maps an error from starting a process to the exit code a
@@ -270,6 +341,11 @@ func (s *Supervisor) exited(ev exitEvent) {
 	s.live--
 	s.log.Info("worker exited", "id", w.id, "index", sl.index, "pid", w.pid,
 		"code", code, "status", describe(ev.st.Wait), "uptime", uptime.Round(time.Millisecond).String())
+	if i := slices.Index(s.retiring, sl); i >= 0 {
+		// Stopped by a scale-down: its code is no failure of the service.
+		s.retiring = slices.Delete(s.retiring, i, i+1)
+		return
+	}
 
 	if s.cfg.Foreground && !s.stopping && ev.st.Wait.Signaled() && ev.st.Wait.Signal() == unix.SIGINT {
 		// The terminal sent ^C to the worker holding it: the person at the
@@ -294,22 +370,39 @@ func (s *Supervisor) exited(ev exitEvent) {
 	}
 }
 
-// schedule restarts sl after delay; id is the worker being replaced.
-func (s *Supervisor) schedule(sl *slot, id int, delay time.Duration) {
-	s.pending++
-	s.log.Info("worker restart scheduled", "id", id, "index", sl.index, "delay", delay.String())
-	sl.timer = time.AfterFunc(delay, func() {
+// later runs f on the loop after d, unless Run has returned by then.
+func (s *Supervisor) later(d time.Duration, f func()) *time.Timer {
+	return time.AfterFunc(d, func() {
 		select {
-		case s.restarts <- sl:
+		case s.calls <- f:
 		case <-s.done:
 		}
 	})
 }
 
-func (s *Supervisor) restart(sl *slot) {
-	if sl.timer == nil {
-		return // cancelled by a shutdown after the timer fired
+// schedule restarts sl after delay; id is the worker being replaced.
+func (s *Supervisor) schedule(sl *slot, id int, delay time.Duration) {
+	s.pending++
+	s.log.Info("worker restart scheduled", "id", id, "index", sl.index, "delay", delay.String())
+	var t *time.Timer
+	t = s.later(delay, func() {
+		if sl.timer == t { // not cancelled, not replaced
+			s.restart(sl)
+		}
+	})
+	sl.timer = t
+}
+
+// cancelRestart drops sl's pending restart, if any.
+func (s *Supervisor) cancelRestart(sl *slot) {
+	if sl.timer != nil {
+		sl.timer.Stop()
+		sl.timer = nil
+		s.pending--
 	}
+}
+
+func (s *Supervisor) restart(sl *slot) {
 	sl.timer = nil
 	s.pending--
 	s.start(sl)
@@ -328,6 +421,14 @@ func (s *Supervisor) fail(code int) {
 // signal handles one signal herd caught.
 func (s *Supervisor) signal(sig unix.Signal) {
 	switch sig {
+	case unix.SIGHUP:
+		if s.cfg.Recompute != nil {
+			select {
+			case s.recheck <- struct{}{}:
+			default:
+			}
+		}
+		s.forward(sig)
 	case unix.SIGTERM, unix.SIGINT:
 		if s.stopping {
 			s.log.Warn("second stop signal: killing without waiting", "signal", initproc.SignalName(sig))
@@ -336,15 +437,23 @@ func (s *Supervisor) signal(sig unix.Signal) {
 		}
 		s.beginStop(sig, "stopped by SIG"+initproc.SignalName(sig))
 	default:
-		s.log.Debug("signal forwarded", "signal", initproc.SignalName(sig), "workers", s.live)
-		s.eachWorker(func(w *worker) { s.signalGroup(w.pid, sig) })
+		s.forward(sig)
 	}
 }
 
+// forward sends sig to every worker's process group.
+func (s *Supervisor) forward(sig unix.Signal) {
+	s.log.Debug("signal forwarded", "signal", initproc.SignalName(sig), "workers", s.live)
+	s.eachWorker(func(w *worker) { s.signalGroup(w.pid, sig) })
+}
+
+// eachWorker calls f for every worker with a process, retiring ones too.
 func (s *Supervisor) eachWorker(f func(*worker)) {
-	for _, sl := range s.slots {
-		if sl.w != nil {
-			f(sl.w)
+	for _, list := range [][]*slot{s.slots, s.retiring} {
+		for _, sl := range list {
+			if sl.w != nil {
+				f(sl.w)
+			}
 		}
 	}
 }
@@ -377,11 +486,7 @@ func (s *Supervisor) beginStop(sig unix.Signal, reason string) {
 		s.failure = &code // stopped before any worker ran: as if killed
 	}
 	for _, sl := range s.slots {
-		if sl.timer != nil {
-			sl.timer.Stop()
-			sl.timer = nil
-			s.pending--
-		}
+		s.cancelRestart(sl)
 		sl.finished = true
 	}
 	if sig != 0 {

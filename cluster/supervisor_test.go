@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/herd-sh/herd/cluster/cpus"
 	"github.com/herd-sh/herd/reaper"
 )
 
@@ -237,9 +239,80 @@ func TestStopBeforeStart(t *testing.T) {
 }
 
 func TestWorkerEnv(t *testing.T) {
-	env := workerEnv([]string{"A=1", "HERD_WORKERS=auto", "HERD_WORKER_ID=9"}, 3, 1, 2)
+	env := workerEnv([]string{"A=1", "HERD_WORKERS=auto", "HERD_WORKER_ID=9"}, 3, 1, 2, nil)
 	want := "A=1 HERD_WORKER_ID=3 HERD_WORKER_INDEX=1 HERD_WORKERS=2"
 	if got := strings.Join(env, " "); got != want {
 		t.Errorf("env %q, want %q", got, want)
+	}
+	for _, tc := range []struct {
+		base  []string
+		share cpus.Fraction
+		want  string
+	}{
+		{nil, cpus.Fraction{Num: 3, Den: 4}, "HERD_WORKER_CPUS=0.75 GOMAXPROCS=1 UV_THREADPOOL_SIZE=2"},
+		{nil, cpus.Fraction{Num: 5, Den: 2}, "HERD_WORKER_CPUS=2.5 GOMAXPROCS=3 UV_THREADPOOL_SIZE=3"},
+		{[]string{"GOMAXPROCS=8", "HERD_WORKER_CPUS=9"}, cpus.Fraction{Num: 1, Den: 1}, "GOMAXPROCS=8 HERD_WORKER_CPUS=1 UV_THREADPOOL_SIZE=2"},
+		{[]string{"UV_THREADPOOL_SIZE=16"}, cpus.Fraction{Num: 4, Den: 1}, "UV_THREADPOOL_SIZE=16 HERD_WORKER_CPUS=4 GOMAXPROCS=4"},
+	} {
+		env := workerEnv(tc.base, 1, 0, 1, &tc.share)
+		var got []string
+		for _, kv := range env {
+			if strings.HasPrefix(kv, "GOMAXPROCS=") || strings.HasPrefix(kv, "UV_") || strings.HasPrefix(kv, "HERD_WORKER_CPUS=") {
+				got = append(got, kv)
+			}
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("share %v base %v: %q, want %q", tc.share, tc.base, got, tc.want)
+		}
+	}
+}
+
+func TestScaler(t *testing.T) {
+	sc := scaler{checks: 3}
+	cur := 2
+	for i, step := range []struct{ reading, want int }{
+		{4, 4}, // up at once
+		{2, 4}, {3, 4}, {4, 4}, // a higher reading breaks the run
+		{2, 4}, {1, 4}, {2, 2}, // three lower in a row: the highest of them
+		{1, 2}, {1, 2}, {1, 1},
+		{1, 1}, {3, 3},
+	} {
+		cur = sc.next(cur, step.reading)
+		if cur != step.want {
+			t.Fatalf("step %d (reading %d): %d workers, want %d", i, step.reading, cur, step.want)
+		}
+	}
+}
+
+// The worker count follows the budget: up at once, down after the
+// configured number of lower readings, the surplus stopped gracefully and
+// its exit code not counted as a failure.
+func TestResizeFollowsBudget(t *testing.T) {
+	var want atomic.Int64
+	want.Store(1)
+	recompute := func() (cpus.Result, error) {
+		n := int(want.Load())
+		return cpus.Result{Workers: n, Budget: cpus.Whole(uint64(n))}, nil
+	}
+	res, logs := run(t, Config{Workers: 1, Recompute: recompute, Recheck: 10 * time.Millisecond, ScaleDownChecks: 3, Hints: true},
+		`touch "$DIR/w$HERD_WORKER_ID-$HERD_WORKERS-$HERD_WORKER_CPUS"; exec sleep 60`,
+		func(sigs chan<- os.Signal, logs *logBuf, dir string) {
+			want.Store(3)
+			waitLog(logs, `msg="worker started"`, 3)
+			want.Store(2)
+			waitLog(logs, `msg="worker exited"`, 1)
+			sigs <- unix.SIGTERM
+		})
+	if res.Code != 143 {
+		t.Errorf("code %d, want 143 from the workers stopped at the end:\n%s", res.Code, logs)
+	}
+	out := logs.String()
+	for _, w := range []string{"from=1 to=3", "from=3 to=2", `msg="worker stopping" id=3 index=2`} {
+		if !strings.Contains(out, w) {
+			t.Errorf("log lacks %q:\n%s", w, out)
+		}
+	}
+	if n := logs.count(`msg="worker started"`); n != 3 {
+		t.Errorf("%d workers started, want 3", n)
 	}
 }

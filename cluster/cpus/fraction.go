@@ -162,3 +162,23 @@ func (f Fraction) scaled(unit uint64, ceil bool) uint64 {
 	}
 	return q
 }
+
+// Per is f shared among n (n at least 1): the CPUs each of n workers gets.
+func (f Fraction) Per(n int) Fraction {
+	if n < 1 {
+		n = 1
+	}
+	if f.Den == 0 || f.Den > math.MaxUint64/uint64(n) {
+		return f
+	}
+	return newFraction(f.Num, f.Den*uint64(n))
+}
+
+// Ceil is f rounded up to a whole number.
+func (f Fraction) Ceil() uint64 {
+	whole, rem, _ := f.split()
+	if rem > 0 {
+		whole++
+	}
+	return whole
+}

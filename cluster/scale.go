@@ -1,0 +1,125 @@
+package cluster
+
+import (
+	"time"
+
+	initproc "github.com/herd-sh/herd/init"
+	"golang.org/x/sys/unix"
+)
+
+// scaler decides the worker count from successive budget readings: a
+// higher reading applies at once, a lower one only after it has been seen
+// on checks readings in a row (an in-place pod resize that is undone, or a
+// file read halfway through an update, must not stop workers). After such a
+// run the count drops to the highest of the lower readings.
+type scaler struct {
+	checks int // lower readings in a row needed to scale down (at least 1)
+	lower  int // readings below the current count seen in a row
+	most   int // the highest of them
+}
+
+// next returns the count to run given the current one and a new reading.
+func (sc *scaler) next(current, reading int) int {
+	if reading >= current {
+		sc.lower, sc.most = 0, 0
+		return reading
+	}
+	sc.lower++
+	sc.most = max(sc.most, reading)
+	if sc.lower < max(sc.checks, 1) {
+		return current
+	}
+	target := sc.most
+	sc.lower, sc.most = 0, 0
+	return target
+}
+
+// watch asks for a new budget every Recheck and whenever SIGHUP asks for
+// one, and hands each reading to the loop. It runs until Run returns.
+func (s *Supervisor) watch() {
+	var tick <-chan time.Time
+	if s.cfg.Recheck > 0 {
+		t := time.NewTicker(s.cfg.Recheck)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		reason := "periodic check"
+		select {
+		case <-s.done:
+			return
+		case <-tick:
+		case <-s.recheck:
+			reason = "SIGHUP"
+		}
+		res, err := s.cfg.Recompute()
+		select {
+		case s.budgets <- budgetEvent{res, err, reason}:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// budgetChanged applies a new budget reading.
+func (s *Supervisor) budgetChanged(ev budgetEvent) {
+	if ev.err != nil {
+		s.log.Warn("cpu budget: cannot recompute; keeping the worker count", "err", ev.err)
+		return
+	}
+	if s.budget == nil || s.budget.LogLine() != ev.res.LogLine() {
+		s.log.Info("cpu budget changed: "+ev.res.LogLine(), "reason", ev.reason)
+	}
+	s.budget = &ev.res
+	if s.stopping {
+		return
+	}
+	s.resize(s.scale.next(s.desired, ev.res.Workers), "cpu budget, "+ev.reason)
+}
+
+// resize runs n workers: new slots start at once, surplus slots (highest
+// index first) are stopped gracefully and not restarted.
+func (s *Supervisor) resize(n int, reason string) {
+	if n == s.desired || n < 1 {
+		return
+	}
+	s.log.Info("workers resized", "from", s.desired, "to", n, "reason", reason)
+	old := s.desired
+	s.desired = n
+	for i := old; i < n; i++ {
+		sl := &slot{index: i}
+		s.slots = append(s.slots, sl)
+		s.start(sl)
+	}
+	if n < old {
+		for _, sl := range s.slots[n:] {
+			s.retire(sl)
+		}
+		s.slots = s.slots[:n]
+	}
+}
+
+// retire stops sl's worker for good: the stop signal now, SIGKILL if it is
+// still there after the shutdown timeout.
+func (s *Supervisor) retire(sl *slot) {
+	s.cancelRestart(sl)
+	sl.finished = true
+	w := sl.w
+	if w == nil {
+		return
+	}
+	s.retiring = append(s.retiring, sl)
+	sig := s.cfg.StopSignal
+	if sig == 0 {
+		sig = unix.SIGTERM
+	}
+	w.state = StateStopping
+	s.log.Info("worker stopping", "id", w.id, "index", sl.index, "pid", w.pid, "signal", initproc.SignalName(sig))
+	s.signalGroup(w.pid, sig)
+	s.later(s.cfg.ShutdownTimeout, func() {
+		if sl.w == w {
+			s.log.Warn("worker did not stop in time; killing it", "id", w.id, "pid", w.pid)
+			s.signalGroup(w.pid, unix.SIGKILL)
+		}
+	})
+}
