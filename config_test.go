@@ -97,6 +97,13 @@ func TestConfigErrors(t *testing.T) {
 		{"file list", nil, nil, "workers: [1, 2]\n", []string{"workers", "single value"}},
 		{"file not yaml", nil, nil, "workers: [\n", []string{"herd.yaml"}},
 		{"backoff order", map[string]string{"HERD_BACKOFF_MIN": "5s", "HERD_BACKOFF_MAX": "1s"}, nil, "", []string{"HERD_BACKOFF_MAX", "HERD_BACKOFF_MIN"}},
+		{"cpu request", map[string]string{"HERD_CPU_REQUEST": "two"}, nil, "", []string{"HERD_CPU_REQUEST", "two", "millicores"}},
+		{"cpu request negative", map[string]string{"HERD_CPU_REQUEST": "-500m"}, nil, "", []string{"HERD_CPU_REQUEST", "-500m"}},
+		{"rounding", map[string]string{"HERD_CPU_ROUNDING": "up"}, nil, "", []string{"HERD_CPU_ROUNDING", "up", "nearest, floor or ceil"}},
+		{"min workers", map[string]string{"HERD_MIN_WORKERS": "-1"}, nil, "", []string{"HERD_MIN_WORKERS", "-1", "whole number"}},
+		{"min above max", map[string]string{"HERD_MIN_WORKERS": "4", "HERD_MAX_WORKERS": "2"}, nil, "", []string{"HERD_MIN_WORKERS", "HERD_MAX_WORKERS"}},
+		{"scale down checks", map[string]string{"HERD_SCALE_DOWN_CHECKS": "0"}, nil, "", []string{"HERD_SCALE_DOWN_CHECKS", "at least 1"}},
+		{"reserve", map[string]string{"HERD_CPU_RESERVE": "lots"}, nil, "", []string{"HERD_CPU_RESERVE", "lots"}},
 		{"missing file", map[string]string{"HERD_CONFIG": "/nonexistent/herd.yaml"}, nil, "", []string{"HERD_CONFIG", "/nonexistent/herd.yaml"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -132,9 +139,19 @@ func TestConfigValues(t *testing.T) {
 	t.Setenv("HERD_EXIT_REMAP", "143=0, 137=1")
 	t.Setenv("HERD_SUBREAPER", "off")
 	t.Setenv("HERD_TERMINATION_LOG", "off")
+	t.Setenv("HERD_CPU_REQUEST", "2")
+	t.Setenv("HERD_CPU_RESERVE", "0.25")
+	t.Setenv("HERD_CPU_ROUNDING", "Floor")
 	l, err := LoadConfig(nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if l.CPURequest.String() != "2000m" || l.CPUReserve.String() != "250m" || l.CPURounding != "floor" {
+		t.Errorf("cpu settings: request %s reserve %s rounding %s", l.CPURequest.String(), l.CPUReserve.String(), l.CPURounding)
+	}
+	t.Setenv("HERD_CPU_REQUEST", "500")
+	if l, err = LoadConfig(nil); err != nil || l.CPURequest != 500 {
+		t.Errorf("HERD_CPU_REQUEST=500 (the Downward API's millicores): %v %v", l.CPURequest, err)
 	}
 	if !l.Workers.Auto || time.Duration(l.ShutdownTimeout) != 40*time.Second || l.StopSignal.String() != "QUIT" ||
 		l.ExitRemap.String() != "137=1,143=0" || bool(l.Subreaper) || l.TerminationLog != "off" {
@@ -179,6 +196,9 @@ func TestParseArgs(t *testing.T) {
 		{args: []string{"version"}, mode: ModeVersion},
 		{args: []string{"--", "version"}, command: []string{"version"}},
 		{args: []string{"config"}, mode: ModeConfig},
+		{args: []string{"cpus"}, mode: ModeCPUs},
+		{args: []string{"cpus", "--json"}, mode: ModeCPUs},
+		{args: []string{"cpus", "--yaml"}, usage: true},
 		{args: []string{"demo"}, mode: ModeDemo},
 		{args: []string{"--help"}, mode: ModeHelp},
 		{args: []string{"-h"}, mode: ModeHelp},
