@@ -271,7 +271,7 @@ func TestScaler(t *testing.T) {
 	sc := scaler{checks: 3}
 	cur := 2
 	for i, step := range []struct{ reading, want int }{
-		{4, 4}, // up at once
+		{4, 4},                 // up at once
 		{2, 4}, {3, 4}, {4, 4}, // a higher reading breaks the run
 		{2, 4}, {1, 4}, {2, 2}, // three lower in a row: the highest of them
 		{1, 2}, {1, 2}, {1, 1},
