@@ -12,6 +12,8 @@ package main
 //	        a fresh /proc, optionally drops privileges, then execs herd (which
 //	        becomes PID 1 and stays the test's direct child).
 //	exec    the same without a new namespace (herd is the test's child).
+//	        Both first join the cgroup spec.cgroup names, if any, so herd
+//	        runs inside it from its first instruction (C8).
 //	keeper  a child subreaper that starts herd, waits for herd only, and reaps
 //	        the rest after herd exited (subreaper mode, negative control).
 //	nsinit  PID 1 of a new PID namespace that reaps everything (like pause);
@@ -372,6 +374,7 @@ type spec struct {
 	nnp     bool       // pid1: set no_new_privs
 	nobody  bool       // pid1: run herd as uid/gid 65534
 	bystand bool       // nsinit: also start a bystander process that must survive
+	cgroup  string     // pid1/exec: cgroup directory to join (write own pid to cgroup.procs) before exec
 }
 
 // herdRun is a running herd (or tini) and what it printed.
@@ -467,6 +470,9 @@ func start(t testing.TB, s spec) *herdRun {
 	}
 	if s.bystand {
 		env = append(env, "HERD_TEST_BYSTANDER=1")
+	}
+	if s.cgroup != "" {
+		env = append(env, "HERD_TEST_CGROUP="+s.cgroup)
 	}
 	env = append(env, fmt.Sprintf("HERD_TEST_FDS=%d", 3+len(s.extra)))
 
@@ -927,6 +933,14 @@ func helperExec(newNS bool, args []string) error {
 		return errors.New("no command")
 	}
 	runtime.LockOSThread()
+	if dir := os.Getenv("HERD_TEST_CGROUP"); dir != "" {
+		// cgroup.procs moves the whole thread group; the pid is read in
+		// this process's PID namespace (1 for pid1: itself).
+		pid := []byte(strconv.Itoa(os.Getpid()))
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), pid, 0); err != nil {
+			return fmt.Errorf("join cgroup: %w", err)
+		}
+	}
 	if newNS {
 		if err := mountProc(); err != nil {
 			return err
