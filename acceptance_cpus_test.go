@@ -504,10 +504,12 @@ func TestC8CgroupQuotaResize(t *testing.T) {
 	t.Run("SIGHUP", func(t *testing.T) {
 		t.Parallel()
 		// The period is an hour: only SIGHUP can make herd see the change.
+		// SIGHUP also restarts every worker, one at a time; these workers
+		// say nothing, so they count as listening once started.
 		cg := newCPUCgroup(t, "c8hup", 50000)
 		r := start(t, spec{
 			cgroup: cg.dir,
-			env:    []string{"HERD_WORKERS=auto", "HERD_CPU_RECHECK=1h"},
+			env:    []string{"HERD_WORKERS=auto", "HERD_CPU_RECHECK=1h", "HERD_READY_SIGNAL=started"},
 			args:   echoWorker(),
 		})
 		b := waitBudget(t, r.stderr)
@@ -524,6 +526,9 @@ func TestC8CgroupQuotaResize(t *testing.T) {
 		cg.setQuota(150000)
 		r.signal(syscall.SIGHUP)
 		waitResized(t, r, mark, 1, want, 5*time.Second)
+		if _, _, ok := r.stderr.find(mark, 20*time.Second, func(l logLine) bool { return l.is("rolling restart done") }); !ok {
+			t.Fatal("SIGHUP: the rolling restart did not finish")
+		}
 		waitLive(t, r.stderr, want, 5*time.Second)
 		checkWorkers(t, r, cg, want)
 		waitReady(t, r)

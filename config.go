@@ -38,12 +38,24 @@ type Config struct {
 	CPURecheck      Duration  `envconfig:"HERD_CPU_RECHECK" desc:"with auto, how often the CPU budget is read again to follow an in-place resize (0: only on SIGHUP)"`
 	ScaleDownChecks Count     `envconfig:"HERD_SCALE_DOWN_CHECKS" desc:"with auto, how many re-checks in a row must see a smaller budget before workers are stopped"`
 	WorkerHints     Bool      `envconfig:"HERD_WORKER_HINTS" desc:"with auto, give each worker HERD_WORKER_CPUS (its share of the budget) and size GOMAXPROCS and UV_THREADPOOL_SIZE to it, unless already set"`
+	Listen          Listen    `envconfig:"HERD_LISTEN" desc:"addresses herd binds before any worker starts, separated by commas: :8080, 0.0.0.0:8080, [::]:8080, tcp4://..., tcp6://..., unix:///run/app.sock?mode=0660&owner=app&group=app&name=web"`
+	Backlog         Count     `envconfig:"HERD_BACKLOG" desc:"listen backlog of each socket (0: the kernel's net.core.somaxconn)"`
+	SchedPolicy     Policy    `envconfig:"HERD_SCHED_POLICY" desc:"how workers get the sockets: none (alias shared: every worker gets every socket as fd 3.. with LISTEN_FDS) or reuseport (one SO_REUSEPORT socket per worker slot)"`
+	ReadySignal     Ready     `envconfig:"HERD_READY_SIGNAL" desc:"what makes a worker count as listening: listening (it says so: sd_notify READY=1), notify (READY=1 only) or started (its process runs)"`
+	ReadyTimeout    Duration  `envconfig:"HERD_READY_TIMEOUT" desc:"how long a rolling restart waits for a replacement to listen before it gives up"`
+	WatchdogTimeout Duration  `envconfig:"HERD_WATCHDOG_TIMEOUT" desc:"restart a worker that sends no sd_notify WATCHDOG=1 for this long (0: off); workers get WATCHDOG_USEC"`
+	UID             UserID    `envconfig:"HERD_UID" desc:"user the workers run as, a name or a number (empty: herd's own)"`
+	GID             GroupID   `envconfig:"HERD_GID" desc:"group the workers run as, a name or a number (empty: the user's primary group, or herd's own)"`
+	HealthAddr      Text      `envconfig:"HERD_HEALTH_ADDR" desc:"address of the probe server (/livez, /readyz, /startupz, /status); off disables it"`
+	ReadyMin        Count     `envconfig:"HERD_READY_MIN" desc:"workers that must be listening for /readyz to pass"`
+	LivenessGrace   Duration  `envconfig:"HERD_LIVENESS_GRACE" desc:"/livez fails once no worker has been listening for this long after start-up (a crash loop then gets the pod restarted)"`
 	Restart         Restart   `envconfig:"HERD_RESTART" desc:"which worker exits are followed by a restart: on-failure (non-zero or signal), always, never"`
 	BackoffMin      Duration  `envconfig:"HERD_BACKOFF_MIN" desc:"delay before the first restart of a failing slot; doubles per quick failure (0 restarts at once)"`
 	BackoffMax      Duration  `envconfig:"HERD_BACKOFF_MAX" desc:"longest delay between restarts of a slot"`
 	BackoffReset    Duration  `envconfig:"HERD_BACKOFF_RESET" desc:"uptime after which a worker counts as stable and its slot's delay starts again from the minimum"`
 	ShutdownTimeout Duration  `envconfig:"HERD_SHUTDOWN_TIMEOUT" desc:"on SIGTERM/SIGINT, how long to wait for every worker and descendant before SIGKILL"`
-	StopSignal      Signal    `envconfig:"HERD_WORKER_STOP_SIGNAL" desc:"signal that asks a worker to stop (TERM, QUIT, ...); empty: the signal herd received"`
+	ShutdownDelay   Duration  `envconfig:"HERD_SHUTDOWN_DELAY" desc:"on SIGTERM/SIGINT, keep serving this long with readiness failing (while Kubernetes removes the pod from its endpoints) before stopping workers"`
+	StopSignal      Signal    `envconfig:"HERD_WORKER_STOP_SIGNAL" desc:"signal that asks a worker to stop: TERM, or QUIT for nginx- and unicorn-style servers"`
 	ExitRemap       Remap     `envconfig:"HERD_EXIT_REMAP" desc:"rewrite herd's exit code, FROM=TO[,FROM=TO] (143=0 reports a SIGTERM stop as success)"`
 	TerminationLog  Text      `envconfig:"HERD_TERMINATION_LOG" desc:"file that receives a summary (at most 4 KiB) on exit; the default is written only where it exists (Kubernetes mounts it), a path you set is created; off disables"`
 	Subreaper       Bool      `envconfig:"HERD_SUBREAPER" desc:"when not PID 1, adopt orphaned descendants (PR_SET_CHILD_SUBREAPER)"`
@@ -68,6 +80,13 @@ func Defaults() Config {
 		BackoffReset:    Duration(30 * time.Second),
 		ShutdownTimeout: Duration(25 * time.Second),
 		ExitRemap:       Remap{},
+		StopSignal:      Signal(unix.SIGTERM),
+		SchedPolicy:     Policy(cluster.PolicyNone),
+		ReadySignal:     Ready(cluster.ReadyListening),
+		ReadyTimeout:    Duration(60 * time.Second),
+		HealthAddr:      ":9090",
+		ReadyMin:        1,
+		LivenessGrace:   Duration(30 * time.Second),
 		TerminationLog:  "/dev/termination-log",
 		Subreaper:       true,
 		LogFormat:       "text",
@@ -458,6 +477,102 @@ func (r *Rounding) Set(s string) error {
 }
 
 func (r *Rounding) String() string { return string(*r) }
+
+// Listen is HERD_LISTEN: the addresses herd binds.
+type Listen []cluster.ListenSpec
+
+func (l *Listen) Set(s string) error {
+	if strings.TrimSpace(s) == "" {
+		*l = nil
+		return nil
+	}
+	specs, err := cluster.ParseListen(s)
+	if err != nil {
+		return err
+	}
+	*l = specs
+	return nil
+}
+
+func (l *Listen) String() string {
+	parts := make([]string, len(*l))
+	for i, sp := range *l {
+		parts[i] = sp.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// Policy is a cluster.Policy.
+type Policy cluster.Policy
+
+func (p *Policy) Set(s string) error {
+	v, err := cluster.ParsePolicy(strings.ToLower(strings.TrimSpace(s)))
+	if err != nil {
+		return err
+	}
+	*p = Policy(v)
+	return nil
+}
+
+func (p *Policy) String() string { return string(*p) }
+
+// Ready is a cluster.ReadySignal.
+type Ready cluster.ReadySignal
+
+func (r *Ready) Set(s string) error {
+	v, err := cluster.ParseReady(strings.ToLower(strings.TrimSpace(s)))
+	if err != nil {
+		return err
+	}
+	*r = Ready(v)
+	return nil
+}
+
+func (r *Ready) String() string { return string(*r) }
+
+// UserID is a user given by name or number, resolved when set.
+type UserID struct {
+	Text     string
+	UID, GID int // GID: the user's primary group, -1 if unknown
+}
+
+func (u *UserID) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		*u = UserID{}
+		return nil
+	}
+	uid, gid, err := cluster.LookupUser(s)
+	if err != nil {
+		return err
+	}
+	*u = UserID{Text: s, UID: uid, GID: gid}
+	return nil
+}
+
+func (u *UserID) String() string { return u.Text }
+
+// GroupID is a group given by name or number, resolved when set.
+type GroupID struct {
+	Text string
+	GID  int
+}
+
+func (g *GroupID) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		*g = GroupID{}
+		return nil
+	}
+	gid, err := cluster.LookupGroup(s)
+	if err != nil {
+		return err
+	}
+	*g = GroupID{Text: s, GID: gid}
+	return nil
+}
+
+func (g *GroupID) String() string { return g.Text }
 
 // Restart is a cluster.Restart policy.
 type Restart cluster.Restart

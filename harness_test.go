@@ -402,7 +402,9 @@ func cleanEnv() []string {
 		}
 		env = append(env, kv)
 	}
-	return env
+	// Many herds run at once here, in one network namespace: none serves
+	// probes unless a test asks (a later HERD_HEALTH_ADDR in the list wins).
+	return append(env, "HERD_HEALTH_ADDR=off")
 }
 
 func hasKey(env []string, key string) bool {

@@ -13,12 +13,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/herd-sh/herd/cluster"
 	"github.com/herd-sh/herd/cluster/cpus"
+	"github.com/herd-sh/herd/health"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
 )
@@ -28,6 +30,12 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	if len(args) > 0 && args[0] == demoWorkerArg {
 		return demoWorker()
+	}
+	if len(args) > 0 && args[0] == cluster.LaunchArg {
+		// herd as a worker's launcher: only execve, nothing else.
+		code, err := cluster.Launch(args[1:])
+		fmt.Fprintf(os.Stderr, "herd: cannot start worker: %v\n", err)
+		return code
 	}
 	// Signals first: until they are registered, Go's defaults apply, and
 	// those exit on SIGTERM instead of stopping the workers.
@@ -92,6 +100,10 @@ func run(args []string) int {
 			return 1
 		}
 		inv.Command = []string{self, demoWorkerArg}
+		if len(cfg.Listen) == 0 {
+			// herd owns the demo's port, as it would a real service's.
+			_ = cfg.Listen.Set(":8080")
+		}
 	}
 	return supervise(cfg, inv.Command, signals, log)
 }
@@ -113,6 +125,39 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 			log.Warn("not PID 1 and cannot become a child subreaper: orphans of workers go to the namespace's init", "err", err)
 		}
 	}
+	// The sockets before any worker: the port is herd's even while
+	// workers restart, and a bind error stops herd before anything runs.
+	// Under reuseport each worker slot binds its own sockets instead.
+	var listeners []*cluster.Listener
+	if cfg.SchedPolicy != Policy(cluster.PolicyReuseport) {
+		listeners, err = cluster.BindAll(cfg.Listen, int(cfg.Backlog))
+	}
+	if err != nil {
+		log.Error("cannot listen", "err", err)
+		return 1
+	}
+	defer func() {
+		for _, l := range listeners {
+			_ = l.Close()
+		}
+	}()
+	for _, l := range listeners {
+		log.Info("listening", "address", l.Spec.String(), "bound", l.Addr.String())
+	}
+	notify, err := cluster.ListenNotify("")
+	if err != nil {
+		log.Error("cannot create the sd_notify socket", "err", err)
+		return 1
+	}
+	defer notify.Close()
+	notes := make(chan cluster.NotifyMessage, 64)
+	go func() { _ = notify.Run(notes) }()
+	self, err := os.Executable()
+	if err != nil {
+		log.Error("cannot find herd's own executable", "err", err)
+		return 1
+	}
+
 	dir, err := os.Getwd()
 	if err != nil {
 		log.Warn("cannot read the working directory; workers start in /", "err", err)
@@ -155,6 +200,18 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 		Recompute:       recompute,
 		Recheck:         time.Duration(cfg.CPURecheck),
 		ScaleDownChecks: int(cfg.ScaleDownChecks),
+		Policy:          cluster.Policy(cfg.SchedPolicy),
+		Listeners:       listeners,
+		Specs:           cfg.Listen,
+		Backlog:         int(cfg.Backlog),
+		Launcher:        self,
+		Ready:           cluster.ReadySignal(cfg.ReadySignal),
+		ReadyTimeout:    time.Duration(cfg.ReadyTimeout),
+		Notes:           notes,
+		NotifyAddr:      notify.Addr(),
+		Watchdog:        time.Duration(cfg.WatchdogTimeout),
+		Credential:      credential(cfg.Config),
+		ShutdownDelay:   time.Duration(cfg.ShutdownDelay),
 		Restart:         cluster.Restart(cfg.Restart),
 		Backoff:         cluster.Backoff{Min: time.Duration(cfg.BackoffMin), Max: time.Duration(cfg.BackoffMax), Reset: time.Duration(cfg.BackoffReset)},
 		StopSignal:      unix.Signal(cfg.StopSignal),
@@ -162,7 +219,21 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 		Foreground:      workers == 1 && initproc.IsTerminal(0),
 		PID1:            pid1,
 	}, r, log)
+	probes, err := health.Start(string(cfg.HealthAddr), health.Handler(sup.Snapshot, health.Options{
+		ReadyMin:      int(cfg.ReadyMin),
+		LivenessGrace: time.Duration(cfg.LivenessGrace),
+	}))
+	if err != nil {
+		log.Error("cannot serve the probes", "err", err)
+		return 1
+	}
+	if a := probes.Addr(); a != nil {
+		log.Info("serving probes", "address", a.String())
+	}
 	res := sup.Run(signals)
+	ctxShut, cancel := context.WithTimeout(context.Background(), time.Second)
+	_ = probes.Shutdown(ctxShut)
+	cancel()
 	code := initproc.Remap(cfg.ExitRemap).Apply(res.Code)
 
 	snap := sup.Snapshot()
@@ -218,6 +289,24 @@ func startReason(err error) string {
 		return ee.Err.Error()
 	}
 	return err.Error()
+}
+
+// credential is the user and group workers run as, nil for herd's own.
+func credential(cfg Config) *syscall.Credential {
+	if cfg.UID.Text == "" && cfg.GID.Text == "" {
+		return nil
+	}
+	c := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), Groups: []uint32{}}
+	if cfg.UID.Text != "" {
+		c.Uid = uint32(cfg.UID.UID)
+		if cfg.UID.GID >= 0 {
+			c.Gid = uint32(cfg.UID.GID)
+		}
+	}
+	if cfg.GID.Text != "" {
+		c.Gid = uint32(cfg.GID.GID)
+	}
+	return c
 }
 
 // cpuBudget works out how many workers HERD_WORKERS=auto gives, from this

@@ -71,53 +71,77 @@ func (s *Supervisor) budgetChanged(ev budgetEvent) {
 		s.log.Info("cpu budget changed: "+ev.res.LogLine(), "reason", ev.reason)
 	}
 	s.budget = &ev.res
-	if s.stopping {
+	if s.stop.active {
 		return
 	}
-	s.resize(s.scale.next(s.desired, ev.res.Workers), "cpu budget, "+ev.reason)
+	s.base = s.scale.next(s.base, ev.res.Workers)
+	s.resize(s.base+s.offset, "cpu budget, "+ev.reason)
 }
 
-// resize runs n workers: new slots start at once, surplus slots (highest
-// index first) are stopped gracefully and not restarted.
+// resize runs n workers (at least 1): new slots start at once, surplus
+// slots (highest index first) are stopped gracefully and not restarted.
 func (s *Supervisor) resize(n int, reason string) {
-	if n == s.desired || n < 1 {
+	n = max(n, 1)
+	old := s.desired()
+	if n == old || s.stop.active {
 		return
 	}
-	s.log.Info("workers resized", "from", s.desired, "to", n, "reason", reason)
-	old := s.desired
-	s.desired = n
+	s.log.Info("workers resized", "from", old, "to", n, "reason", reason)
 	for i := old; i < n; i++ {
-		sl := &slot{index: i}
+		sl, err := s.newSlot(i)
+		if err != nil {
+			s.log.Error("cannot bind the new slot's sockets; not adding it", "index", i, "err", err)
+			return
+		}
 		s.slots = append(s.slots, sl)
-		s.start(sl)
+		s.start(sl, false)
 	}
 	if n < old {
 		for _, sl := range s.slots[n:] {
-			s.retire(sl)
+			s.cancelRestart(sl)
+			sl.finished = true
+			for _, w := range []*worker{sl.w, sl.next} {
+				if w != nil {
+					s.retire(w, reason)
+				}
+			}
+			if s.roll != nil {
+				s.roll.drop(sl)
+			}
+			s.closeLater[sl] = struct{}{}
+			s.releaseSlot(sl)
 		}
 		s.slots = s.slots[:n]
 	}
 }
 
-// retire stops sl's worker for good: the stop signal now, SIGKILL if it is
-// still there after the shutdown timeout.
-func (s *Supervisor) retire(sl *slot) {
-	s.cancelRestart(sl)
-	sl.finished = true
-	w := sl.w
-	if w == nil {
+// releaseSlot closes a removed slot's sockets once no worker of it is left.
+func (s *Supervisor) releaseSlot(sl *slot) {
+	if _, removed := s.closeLater[sl]; !removed {
 		return
 	}
-	s.retiring = append(s.retiring, sl)
-	sig := s.cfg.StopSignal
-	if sig == 0 {
-		sig = unix.SIGTERM
+	for _, w := range s.workers {
+		if w.slot == sl {
+			return
+		}
 	}
+	closeAll(sl.sockets)
+	delete(s.closeLater, sl)
+}
+
+// retire stops w for good: the stop signal now, SIGKILL if it is still
+// there after the shutdown timeout. Its exit is no failure.
+func (s *Supervisor) retire(w *worker, reason string) {
+	if w.retired {
+		return
+	}
+	w.retired = true
 	w.state = StateStopping
-	s.log.Info("worker stopping", "id", w.id, "index", sl.index, "pid", w.pid, "signal", initproc.SignalName(sig))
-	s.signalGroup(w.pid, sig)
+	s.log.Info("worker stopping", "id", w.id, "index", w.slot.index, "pid", w.pid,
+		"signal", initproc.SignalName(s.cfg.StopSignal), "reason", reason)
+	s.signalGroup(w.pid, s.cfg.StopSignal)
 	s.later(s.cfg.ShutdownTimeout, func() {
-		if sl.w == w {
+		if s.workers[w.pid] == w {
 			s.log.Warn("worker did not stop in time; killing it", "id", w.id, "pid", w.pid)
 			s.signalGroup(w.pid, unix.SIGKILL)
 		}

@@ -82,12 +82,27 @@ func (s *Snapshot) Listening() int {
 func (s *Supervisor) Snapshot() *Snapshot { return s.snap.Load() }
 
 func (s *Supervisor) publish() {
-	snap := &Snapshot{Time: time.Now(), Desired: s.desired, Started: s.started, Draining: s.stopping, Slots: []SlotInfo{}, Workers: []WorkerInfo{}}
+	snap := &Snapshot{
+		Time:          time.Now(),
+		Desired:       s.desired(),
+		Started:       s.started,
+		Restarts:      s.restarts,
+		StartedUp:     s.startedUp,
+		LastListening: s.lastListening,
+		Draining:      s.stop.draining,
+		Workers:       make([]WorkerInfo, 0, len(s.workers)),
+		Slots:         make([]SlotInfo, 0, len(s.slots)),
+	}
 	s.eachWorker(func(w *worker) {
-		snap.Workers = append(snap.Workers, WorkerInfo{ID: w.id, Index: w.slot.index, Pid: w.pid, State: w.state, Started: w.start})
+		snap.Workers = append(snap.Workers, WorkerInfo{ID: w.id, Index: w.slot.index, Pid: w.pid, State: w.state,
+			Started: w.start, Listening: w.listening, Status: w.status})
 	})
 	for _, sl := range s.slots {
-		snap.Slots = append(snap.Slots, SlotInfo{Index: sl.index, Failing: sl.unstable > 0})
+		info := SlotInfo{Index: sl.index, Restarts: sl.restarts, Failing: sl.unstable > 0, CrashLoop: sl.capped}
+		if sl.timer != nil {
+			info.NextStart = sl.due
+		}
+		snap.Slots = append(snap.Slots, info)
 	}
 	s.snap.Store(snap)
 }

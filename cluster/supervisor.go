@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -40,9 +40,37 @@ type Config struct {
 
 	Restart         Restart
 	Backoff         Backoff
-	StopSignal      unix.Signal // 0: the signal herd received
+	StopSignal      unix.Signal // sent to a worker to stop it; 0: SIGTERM
 	ShutdownTimeout time.Duration
+	// ShutdownDelay keeps everything running, with readiness failing, for
+	// this long after SIGTERM before the workers are asked to stop.
+	ShutdownDelay time.Duration
 
+	// Policy says how workers get the listening sockets. Under PolicyNone
+	// every worker receives Listeners; under PolicyReuseport each slot binds
+	// its own SO_REUSEPORT socket for each of Specs, kept across restarts.
+	Policy    Policy
+	Listeners []*Listener
+	Specs     []ListenSpec
+	Backlog   int
+	// Launcher is herd's own executable. A worker that receives sockets is
+	// started through it (LaunchArg), so that LISTEN_PID names the
+	// worker's own pid.
+	Launcher string
+
+	// Ready says what makes a worker count as listening; ReadyTimeout
+	// bounds the wait for a replacement during a rolling restart.
+	Ready        ReadySignal
+	ReadyTimeout time.Duration
+	// Notes carries sd_notify messages from NotifyAddr (NOTIFY_SOCKET).
+	Notes      <-chan NotifyMessage
+	NotifyAddr string
+	// Watchdog, when positive, restarts a worker that has not sent
+	// WATCHDOG=1 for this long (WATCHDOG_USEC tells it the period).
+	Watchdog time.Duration
+
+	// Credential, when set, is the user and group the workers run as.
+	Credential *syscall.Credential
 	// Foreground hands the controlling terminal on fd 0 to the worker in
 	// slot 0 (one worker, interactive use).
 	Foreground bool
@@ -56,14 +84,6 @@ type Result struct {
 	Code   int    // exit code for herd, before any remapping
 	Reason string // one line a person can read
 }
-
-// killGrace bounds the wait for processes after SIGKILL: one in
-// uninterruptible sleep may never go, and herd must still exit.
-const killGrace = 5 * time.Second
-
-// shutdownTick is how often a shutdown looks for processes left and for new
-// orphans to signal.
-const shutdownTick = 50 * time.Millisecond
 
 // Supervisor runs the workers. Create it with New and call Run once.
 type Supervisor struct {
@@ -79,33 +99,53 @@ type Supervisor struct {
 	snap    atomic.Pointer[Snapshot]
 
 	// Owned by the Run goroutine.
-	slots     []*slot // slots 0..desired-1
-	retiring  []*slot // slots dropped by a scale-down, worker still stopping
-	desired   int
-	budget    *cpus.Result
-	scale     scaler
-	nextID    int
-	live      int // workers with a process
-	pending   int // slots waiting for a restart timer
-	started   int // workers ever started
-	failure   *int
-	stopping  bool
-	stopSig   unix.Signal
-	reason    string
-	deadline  time.Time
-	killed    int
-	killUntil time.Time
-	groups    map[int]bool // process groups the stop signal went to
-	signalled map[int]bool // other processes the stop signal went to
-	lastScan  time.Time
+	slots        []*slot         // slots 0..desired-1
+	workers      map[int]*worker // every worker with a process, by pid
+	base, offset int             // desired: base (setting or budget) + offset (SIGTTIN/SIGTTOU)
+	budget       *cpus.Result
+	scale        scaler
+	roll         *rolling // a rolling restart under way
+	nextID       int
+	pending      int // slots waiting for a restart timer
+	started      int // workers ever started
+	restarts     int // restarts after failures
+	failure      *int
+	stop         stopState
+	closeLater   map[*slot]struct{} // removed slots whose sockets wait for their workers
+	// readiness
+	initialSlots  map[*slot]bool // the first cohort, until each has listened once
+	startedUp     bool
+	lastListening time.Time
+	warnedReady   bool
 }
 
 type slot struct {
 	index    int
-	w        *worker
-	unstable int
+	w        *worker // the worker serving in this slot
+	next     *worker // its replacement, starting during a rolling restart
+	unstable int     // quick failures in a row
+	restarts int
 	timer    *time.Timer // pending restart
+	due      time.Time   // when the pending restart is due
+	capped   bool        // the restart delay has reached its cap
 	finished bool        // never to be restarted
+	sockets  []*Listener // PolicyReuseport: this slot's own sockets
+}
+
+type worker struct {
+	id, pid   int
+	slot      *slot
+	start     time.Time
+	state     State
+	listening time.Time // when it last became listening
+	status    string    // last sd_notify STATUS=
+	beat      time.Time // last WATCHDOG=1, or the start
+	retired   bool      // asked to stop for good (scale-down, rolling restart)
+}
+
+type exitEvent struct {
+	w  *worker
+	st reaper.Status
 }
 
 type budgetEvent struct {
@@ -114,64 +154,80 @@ type budgetEvent struct {
 	reason string
 }
 
-type worker struct {
-	id, pid int
-	slot    *slot
-	start   time.Time
-	state   State
-}
-
-type exitEvent struct {
-	w  *worker
-	st reaper.Status
-}
-
 // New returns a supervisor for cfg that starts and learns of processes
 // through r.
 func New(cfg Config, r *reaper.Reaper, log *slog.Logger) *Supervisor {
+	if cfg.StopSignal == 0 {
+		cfg.StopSignal = unix.SIGTERM
+	}
+	if cfg.Ready == "" {
+		cfg.Ready = ReadyListening
+	}
+	cfg.Specs = slices.Clone(cfg.Specs) // port 0 is rewritten once bound
 	s := &Supervisor{
-		cfg:       cfg,
-		reaper:    r,
-		log:       log,
-		exits:     make(chan exitEvent, 256),
-		calls:     make(chan func()),
-		budgets:   make(chan budgetEvent),
-		recheck:   make(chan struct{}, 1),
-		done:      make(chan struct{}),
-		desired:   cfg.Workers,
-		budget:    cfg.CPU,
-		scale:     scaler{checks: cfg.ScaleDownChecks},
-		groups:    map[int]bool{},
-		signalled: map[int]bool{},
+		cfg:          cfg,
+		reaper:       r,
+		log:          log,
+		exits:        make(chan exitEvent, 256),
+		calls:        make(chan func()),
+		budgets:      make(chan budgetEvent),
+		recheck:      make(chan struct{}, 1),
+		done:         make(chan struct{}),
+		workers:      map[int]*worker{},
+		base:         cfg.Workers,
+		budget:       cfg.CPU,
+		scale:        scaler{checks: cfg.ScaleDownChecks},
+		stop:         stopState{groups: map[int]bool{}, signalled: map[int]bool{}},
+		closeLater:   map[*slot]struct{}{},
+		initialSlots: map[*slot]bool{},
 	}
 	s.publish()
 	return s
 }
 
+func (s *Supervisor) desired() int { return len(s.slots) }
+
 // Run starts the workers and handles events until none is left to run, then
 // returns how herd should exit. signals carries every signal herd caught.
 func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 	defer close(s.done)
-	for i := 0; i < s.desired; i++ {
-		s.slots = append(s.slots, &slot{index: i})
+	defer s.closeSockets()
+	for i := 0; i < s.cfg.Workers; i++ {
+		sl, err := s.newSlot(i)
+		if err != nil {
+			s.log.Error("cannot bind the slot's sockets", "index", i, "err", err)
+			s.fail(1)
+			s.beginStop(0, "cannot bind sockets")
+			break
+		}
+		s.slots = append(s.slots, sl)
+		s.initialSlots[sl] = true
+	}
+	for _, sl := range s.slots {
+		if s.stop.active {
+			break
+		}
+		s.start(sl, false)
 	}
 	if s.cfg.Recompute != nil {
 		go s.watch()
 	}
-	for _, sl := range s.slots {
-		if s.stopping {
-			break
-		}
-		s.start(sl)
-	}
 	s.publish()
 
+	heartbeat := time.NewTicker(Heartbeat)
+	defer heartbeat.Stop()
+	var watchdog <-chan time.Time
+	if s.cfg.Watchdog > 0 {
+		t := time.NewTicker(max(s.cfg.Watchdog/4, 10*time.Millisecond))
+		defer t.Stop()
+		watchdog = t.C
+	}
 	var tick <-chan time.Time
 	for {
 		if s.finished() {
 			return s.result()
 		}
-		if s.stopping && tick == nil {
+		if s.stop.active && tick == nil {
 			t := time.NewTicker(shutdownTick)
 			defer t.Stop()
 			tick = t.C
@@ -185,47 +241,100 @@ func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 			f()
 		case ev := <-s.budgets:
 			s.budgetChanged(ev)
+		case m := <-s.cfg.Notes:
+			s.notified(m)
+		case <-watchdog:
+			s.checkWatchdog()
 		case <-tick:
 			s.shutdownTick()
+		case <-heartbeat.C:
 		}
 		s.publish()
 	}
 }
 
-// start runs a new worker in sl. A command that cannot be executed ends the
-// slot and every slot not yet started: the same command would fail again.
-func (s *Supervisor) start(sl *slot) {
+// newSlot makes slot i, binding its own sockets under PolicyReuseport.
+func (s *Supervisor) newSlot(i int) (*slot, error) {
+	sl := &slot{index: i}
+	if s.cfg.Policy != PolicyReuseport {
+		return sl, nil
+	}
+	for j, sp := range s.cfg.Specs {
+		l, err := sp.Bind(s.cfg.Backlog, true)
+		if err != nil {
+			closeAll(sl.sockets)
+			return nil, err
+		}
+		sl.sockets = append(sl.sockets, l)
+		if l.Port() > 0 && sp.Network != "unix" {
+			// Port 0 asked the kernel for one; every later slot must join
+			// the same port.
+			if host, port, err := net.SplitHostPort(sp.Address); err == nil && port == "0" {
+				s.cfg.Specs[j].Address = net.JoinHostPort(host, strconv.Itoa(l.Port()))
+			}
+		}
+	}
+	return sl, nil
+}
+
+func closeAll(ls []*Listener) {
+	for _, l := range ls {
+		_ = l.Close()
+	}
+}
+
+// closeSockets closes every slot's own sockets when Run returns.
+func (s *Supervisor) closeSockets() {
+	for _, sl := range s.slots {
+		closeAll(sl.sockets)
+	}
+	for sl := range s.closeLater {
+		closeAll(sl.sockets)
+	}
+}
+
+// start runs a new worker in sl, as its replacement when next is set. A
+// command that cannot be executed ends the slot and every slot not yet
+// started: the same command would fail again.
+func (s *Supervisor) start(sl *slot, next bool) *worker {
 	s.nextID++
 	w := &worker{id: s.nextID, slot: sl, state: StateStarting}
-	attr := &os.ProcAttr{
+	files := []uintptr{0, 1, 2}
+	for _, l := range s.sockets(sl) {
+		files = append(files, uintptr(l.FD))
+	}
+	path, argv := s.cfg.Path, s.cfg.Args
+	if len(files) > 3 {
+		path = s.cfg.Launcher
+		argv = append([]string{s.cfg.Launcher, LaunchArg, s.cfg.Path}, s.cfg.Args...)
+	}
+	attr := &syscall.ProcAttr{
 		Dir:   s.cfg.Dir,
-		Env:   s.workerEnv(w.id, sl.index),
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
+		Env:   s.workerEnv(w.id, sl),
+		Files: files,
+		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: s.cfg.Credential},
 	}
 	if s.cfg.Foreground && sl.index == 0 {
 		attr.Sys.Foreground = true
 		attr.Sys.Ctty = 0
 	}
 	pid, err := s.reaper.Spawn(func() (int, error) {
-		p, err := os.StartProcess(s.cfg.Path, s.cfg.Args, attr)
-		if err != nil {
-			return 0, err
-		}
-		pid := p.Pid
-		// Release closes the pidfd os keeps; the reaper collects the status.
-		return pid, p.Release()
+		pid, _, err := syscall.StartProcess(path, argv, attr)
+		return pid, err
 	}, func(st reaper.Status) { s.exits <- exitEvent{w, st} })
 	if err != nil {
 		code, permanent := StartErrorCode(err)
-		if !permanent {
+		if !permanent && !next {
 			s.log.Error("worker start failed", "id", w.id, "index", sl.index, "err", err)
 			var delay time.Duration
 			delay, sl.unstable = s.cfg.Backoff.Next(sl.unstable, 0)
 			s.schedule(sl, w.id, delay)
-			return
+			return nil
 		}
 		s.log.Error("cannot start command", "path", s.cfg.Path, "err", unwrapStart(err), "code", code)
+		if next {
+			return nil
+		}
 		s.fail(code)
 		for _, other := range s.slots {
 			if other.w == nil && other.timer == nil {
@@ -233,71 +342,37 @@ func (s *Supervisor) start(sl *slot) {
 			}
 		}
 		sl.finished = true
-		if s.live == 0 && s.pending == 0 {
+		if s.live() == 0 && s.pending == 0 {
 			s.beginStop(0, "command cannot start")
 		}
-		return
+		return nil
 	}
-	w.pid = pid
-	w.start = time.Now()
-	w.state = StateOnline
-	sl.w = w
-	s.live++
+	now := time.Now()
+	w.pid, w.start, w.beat, w.state = pid, now, now, StateOnline
+	s.workers[pid] = w
+	if next {
+		sl.next = w
+	} else {
+		sl.w = w
+	}
 	s.started++
 	s.log.Info("worker started", "id", w.id, "index", sl.index, "pid", pid)
+	s.afterStart(w)
+	return w
 }
 
-// workerEnv is the configured environment plus the worker's identity and,
-// with hints on, its share of the CPU budget.
-func (s *Supervisor) workerEnv(id, index int) []string {
-	var share *cpus.Fraction
-	if s.cfg.Hints && s.budget != nil {
-		f := s.budget.Budget.Per(s.desired)
-		share = &f
+// sockets lists what a worker of sl receives as fds 3 and up.
+func (s *Supervisor) sockets(sl *slot) []*Listener {
+	if s.cfg.Policy == PolicyReuseport {
+		return sl.sockets
 	}
-	return workerEnv(s.cfg.Env, id, index, s.desired, share)
+	if s.cfg.Policy == PolicyNone {
+		return s.cfg.Listeners
+	}
+	return nil
 }
 
-// workerEnv is base plus the worker's identity, replacing inherited values
-// of the same names so each appears once. With a share of the CPU budget
-// it adds HERD_WORKER_CPUS, and sizes GOMAXPROCS (Go's scheduler threads)
-// and UV_THREADPOOL_SIZE (libuv's pool for file system, DNS, crypto and
-// zlib work in Node) to it, unless the environment sets them already: a
-// runtime that sizes itself to the whole pod would give N workers N times
-// the threads the pod has CPUs for. The pool keeps at least 2 threads, so
-// one slow DNS lookup cannot hold up every file read.
-func workerEnv(base []string, id, index, workers int, share *cpus.Fraction) []string {
-	env := make([]string, 0, len(base)+6)
-	var hasGo, hasUV bool
-	for _, kv := range base {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "HERD_WORKER_ID", "HERD_WORKER_INDEX", "HERD_WORKERS", "HERD_WORKER_CPUS":
-			continue
-		case "GOMAXPROCS":
-			hasGo = true
-		case "UV_THREADPOOL_SIZE":
-			hasUV = true
-		}
-		env = append(env, kv)
-	}
-	env = append(env,
-		"HERD_WORKER_ID="+strconv.Itoa(id),
-		"HERD_WORKER_INDEX="+strconv.Itoa(index),
-		"HERD_WORKERS="+strconv.Itoa(workers))
-	if share == nil {
-		return env
-	}
-	threads := max(share.Ceil(), 1)
-	env = append(env, "HERD_WORKER_CPUS="+share.String())
-	if !hasGo {
-		env = append(env, "GOMAXPROCS="+strconv.FormatUint(threads, 10))
-	}
-	if !hasUV {
-		env = append(env, "UV_THREADPOOL_SIZE="+strconv.FormatUint(max(threads, 2), 10))
-	}
-	return env
-}
+func (s *Supervisor) live() int { return len(s.workers) }
 
 // StartErrorCode maps an error from starting a process to the exit code a
 // shell would give, and says whether trying again is pointless: 127 when the
@@ -337,17 +412,33 @@ func (s *Supervisor) exited(ev exitEvent) {
 	code := ev.st.Code()
 	uptime := time.Since(w.start)
 	w.state = StateDead
-	sl.w = nil
-	s.live--
+	delete(s.workers, w.pid)
 	s.log.Info("worker exited", "id", w.id, "index", sl.index, "pid", w.pid,
 		"code", code, "status", describe(ev.st.Wait), "uptime", uptime.Round(time.Millisecond).String())
-	if i := slices.Index(s.retiring, sl); i >= 0 {
-		// Stopped by a scale-down: its code is no failure of the service.
-		s.retiring = slices.Delete(s.retiring, i, i+1)
-		return
-	}
 
-	if s.cfg.Foreground && !s.stopping && ev.st.Wait.Signaled() && ev.st.Wait.Signal() == unix.SIGINT {
+	switch {
+	case w.retired:
+		// Stopped on purpose (scale-down, rolling restart): no failure.
+		if sl.w == w {
+			sl.w = nil
+		}
+		s.releaseSlot(sl)
+		s.rollOldExited(w)
+	case sl.next == w:
+		sl.next = nil
+		s.rollFailed(w, "the replacement exited before it listened")
+	default:
+		sl.w = nil
+		s.slotExited(sl, w, code, uptime)
+	}
+	if !s.stop.active && s.live() == 0 && s.pending == 0 {
+		s.beginStop(0, "no worker left to run")
+	}
+}
+
+// slotExited applies the restart policy to the end of a slot's worker.
+func (s *Supervisor) slotExited(sl *slot, w *worker, code int, uptime time.Duration) {
+	if s.cfg.Foreground && !s.stop.active && code == 128+int(unix.SIGINT) {
 		// The terminal sent ^C to the worker holding it: the person at the
 		// terminal wants everything to stop, not a restart.
 		sl.finished = true
@@ -355,18 +446,21 @@ func (s *Supervisor) exited(ev exitEvent) {
 		s.beginStop(unix.SIGINT, "interrupted at the terminal")
 		return
 	}
-	if !s.stopping && !sl.finished && s.cfg.Restart.restarts(code) {
+	if !s.stop.active && !sl.finished && s.cfg.Restart.restarts(code) {
 		var delay time.Duration
 		delay, sl.unstable = s.cfg.Backoff.Next(sl.unstable, uptime)
+		sl.capped = delay >= s.cfg.Backoff.Max && s.cfg.Backoff.Max > 0
+		if sl.capped {
+			s.log.Warn("worker crash loop: restart delay at its cap", "index", sl.index, "delay", delay.String(), "restarts", sl.restarts)
+		}
+		sl.restarts++
+		s.restarts++
 		s.schedule(sl, w.id, delay)
 		return
 	}
 	sl.finished = true
 	if code != 0 {
 		s.fail(code)
-	}
-	if !s.stopping && s.live == 0 && s.pending == 0 {
-		s.beginStop(0, "no worker left to run")
 	}
 }
 
@@ -383,11 +477,17 @@ func (s *Supervisor) later(d time.Duration, f func()) *time.Timer {
 // schedule restarts sl after delay; id is the worker being replaced.
 func (s *Supervisor) schedule(sl *slot, id int, delay time.Duration) {
 	s.pending++
+	sl.due = time.Now().Add(delay)
 	s.log.Info("worker restart scheduled", "id", id, "index", sl.index, "delay", delay.String())
 	var t *time.Timer
 	t = s.later(delay, func() {
 		if sl.timer == t { // not cancelled, not replaced
-			s.restart(sl)
+			sl.timer = nil
+			s.pending--
+			s.start(sl, false)
+			if !s.stop.active && s.live() == 0 && s.pending == 0 {
+				s.beginStop(0, "no worker left to run")
+			}
 		}
 	})
 	sl.timer = t
@@ -402,15 +502,6 @@ func (s *Supervisor) cancelRestart(sl *slot) {
 	}
 }
 
-func (s *Supervisor) restart(sl *slot) {
-	sl.timer = nil
-	s.pending--
-	s.start(sl)
-	if !s.stopping && s.live == 0 && s.pending == 0 {
-		s.beginStop(0, "no worker left to run")
-	}
-}
-
 // fail records a failing final exit; the first one decides herd's code.
 func (s *Supervisor) fail(code int) {
 	if s.failure == nil {
@@ -421,6 +512,8 @@ func (s *Supervisor) fail(code int) {
 // signal handles one signal herd caught.
 func (s *Supervisor) signal(sig unix.Signal) {
 	switch sig {
+	case unix.SIGTERM, unix.SIGINT:
+		s.stopSignal(sig)
 	case unix.SIGHUP:
 		if s.cfg.Recompute != nil {
 			select {
@@ -428,14 +521,15 @@ func (s *Supervisor) signal(sig unix.Signal) {
 			default:
 			}
 		}
-		s.forward(sig)
-	case unix.SIGTERM, unix.SIGINT:
-		if s.stopping {
-			s.log.Warn("second stop signal: killing without waiting", "signal", initproc.SignalName(sig))
-			s.kill()
-			return
+		s.startRoll()
+	case unix.SIGTTIN:
+		s.offset++
+		s.resize(s.base+s.offset, "SIGTTIN")
+	case unix.SIGTTOU:
+		if s.base+s.offset > 1 {
+			s.offset--
+			s.resize(s.base+s.offset, "SIGTTOU")
 		}
-		s.beginStop(sig, "stopped by SIG"+initproc.SignalName(sig))
 	default:
 		s.forward(sig)
 	}
@@ -443,157 +537,28 @@ func (s *Supervisor) signal(sig unix.Signal) {
 
 // forward sends sig to every worker's process group.
 func (s *Supervisor) forward(sig unix.Signal) {
-	s.log.Debug("signal forwarded", "signal", initproc.SignalName(sig), "workers", s.live)
+	s.log.Debug("signal forwarded", "signal", initproc.SignalName(sig), "workers", s.live())
 	s.eachWorker(func(w *worker) { s.signalGroup(w.pid, sig) })
 }
 
-// eachWorker calls f for every worker with a process, retiring ones too.
+// eachWorker calls f for every worker with a process, in start order.
 func (s *Supervisor) eachWorker(f func(*worker)) {
-	for _, list := range [][]*slot{s.slots, s.retiring} {
-		for _, sl := range list {
-			if sl.w != nil {
-				f(sl.w)
-			}
-		}
+	ws := make([]*worker, 0, len(s.workers))
+	for _, w := range s.workers {
+		ws = append(ws, w)
+	}
+	slices.SortFunc(ws, func(a, b *worker) int { return a.id - b.id })
+	for _, w := range ws {
+		f(w)
 	}
 }
 
-// signalGroup sends sig to the process group led by pid. ESRCH (the group is
-// gone and its leader reaped a moment ago) is not an error.
+// signalGroup sends sig to the process group led by pgid. ESRCH (the group
+// is gone and its leader reaped a moment ago) is not an error.
 func (s *Supervisor) signalGroup(pgid int, sig unix.Signal) {
 	if err := unix.Kill(-pgid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
 		s.log.Warn("signal to worker group failed", "pgid", pgid, "signal", initproc.SignalName(sig), "err", err)
 	}
-}
-
-// beginStop starts the shutdown: no more restarts, the stop signal to every
-// worker group and to every other process herd is responsible for, then
-// waiting until all are gone or the timeout passes. sig is what herd
-// received, 0 when the workers simply ended.
-func (s *Supervisor) beginStop(sig unix.Signal, reason string) {
-	s.stopping = true
-	s.reason = reason
-	s.deadline = time.Now().Add(s.cfg.ShutdownTimeout)
-	s.stopSig = s.cfg.StopSignal
-	if s.stopSig == 0 {
-		s.stopSig = sig
-	}
-	if s.stopSig == 0 {
-		s.stopSig = unix.SIGTERM
-	}
-	if sig != 0 && s.started == 0 && s.failure == nil {
-		code := 128 + int(sig)
-		s.failure = &code // stopped before any worker ran: as if killed
-	}
-	for _, sl := range s.slots {
-		s.cancelRestart(sl)
-		sl.finished = true
-	}
-	if sig != 0 {
-		s.log.Info("shutdown", "signal", initproc.SignalName(sig), "stop_signal", initproc.SignalName(s.stopSig),
-			"timeout", s.cfg.ShutdownTimeout.String(), "workers", s.live)
-	}
-	s.eachWorker(func(w *worker) {
-		w.state = StateStopping
-		s.groups[w.pid] = true
-		s.signalGroup(w.pid, s.stopSig)
-	})
-	s.signalOthers(s.stopSig)
-}
-
-// others lists the processes, besides the worker groups already signalled,
-// that a shutdown must stop: herd's descendants (reparented orphans,
-// daemonised children in other process groups), and as PID 1 every process
-// of the namespace. ok is false when /proc does not show herd's own PID
-// namespace, and then nothing can be listed safely.
-// With all set, members of the signalled groups are listed too.
-func (s *Supervisor) others(all bool) (procs []initproc.Proc, ok bool) {
-	if !initproc.OwnProcfs() {
-		return nil, false
-	}
-	list, err := initproc.ReadProcs(os.DirFS("/proc"))
-	if err != nil {
-		return nil, false
-	}
-	for _, p := range initproc.Descendants(list, os.Getpid(), s.cfg.PID1) {
-		if all || !s.groups[p.PGid] {
-			procs = append(procs, p)
-		}
-	}
-	return procs, true
-}
-
-// signalOthers sends sig once to each process others lists.
-func (s *Supervisor) signalOthers(sig unix.Signal) {
-	s.lastScan = time.Now()
-	procs, _ := s.others(false)
-	for _, p := range procs {
-		if s.signalled[p.Pid] {
-			continue
-		}
-		s.signalled[p.Pid] = true
-		s.log.Debug("stop signal to descendant", "pid", p.Pid, "signal", initproc.SignalName(sig))
-		if err := unix.Kill(p.Pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-			s.log.Warn("signal to descendant failed", "pid", p.Pid, "err", err)
-		}
-	}
-}
-
-// kill ends everything at once: SIGKILL to every worker group and every
-// process herd is responsible for, including members of a worker's group
-// that outlived the worker.
-func (s *Supervisor) kill() {
-	if !s.killUntil.IsZero() {
-		return
-	}
-	n := 0
-	s.eachWorker(func(w *worker) {
-		if unix.Kill(-w.pid, unix.SIGKILL) == nil {
-			n++
-		}
-	})
-	procs, ok := s.others(true)
-	for _, p := range procs {
-		if unix.Kill(p.Pid, unix.SIGKILL) == nil {
-			n++
-		}
-	}
-	if !ok && s.cfg.PID1 {
-		// /proc is not this namespace's; as its PID 1 kill(-1) reaches
-		// exactly the namespace's other processes. Never when not PID 1.
-		if unix.Kill(-1, unix.SIGKILL) == nil {
-			n++
-		}
-	}
-	s.killed += n
-	s.killUntil = time.Now().Add(killGrace)
-	s.log.Warn("shutdown timeout", "killed", n, "timeout", s.cfg.ShutdownTimeout.String())
-}
-
-// shutdownTick looks for orphans to signal and applies the deadline.
-func (s *Supervisor) shutdownTick() {
-	if s.killUntil.IsZero() && !time.Now().Before(s.deadline) {
-		s.kill()
-		return
-	}
-	if s.killUntil.IsZero() && time.Since(s.lastScan) >= 5*shutdownTick {
-		s.signalOthers(s.stopSig)
-	}
-	if s.reaper.ChildrenLeft() {
-		s.reaper.Kick()
-	}
-}
-
-// finished reports whether Run may return: stopping, no worker left, and no
-// child left, or the grace after SIGKILL spent.
-func (s *Supervisor) finished() bool {
-	if !s.stopping || s.live > 0 {
-		return false
-	}
-	if !s.reaper.ChildrenLeft() {
-		return true
-	}
-	return !s.killUntil.IsZero() && time.Now().After(s.killUntil)
 }
 
 // result applies the exit-code rules: the first failing final exit, 0 when
@@ -603,10 +568,10 @@ func (s *Supervisor) result() Result {
 	if s.failure != nil {
 		code = *s.failure
 	}
-	reason := s.reason
-	if s.killed > 0 {
+	reason := s.stop.reason
+	if s.stop.killed > 0 {
 		code = initproc.ExitKilled
-		reason += fmt.Sprintf("; shutdown timeout: %d killed", s.killed)
+		reason += fmt.Sprintf("; shutdown timeout: %d killed", s.stop.killed)
 	}
 	return Result{Code: code, Reason: reason}
 }

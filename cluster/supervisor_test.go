@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -314,5 +315,144 @@ func TestResizeFollowsBudget(t *testing.T) {
 	}
 	if n := logs.count(`msg="worker started"`); n != 3 {
 		t.Errorf("%d workers started, want 3", n)
+	}
+}
+
+// pidOf returns the pid in the nth "worker started" line (1-based).
+func pidOf(logs *logBuf, n int) int {
+	waitLog(logs, `msg="worker started"`, n)
+	lines := strings.Split(logs.String(), "\n")
+	seen := 0
+	for _, l := range lines {
+		if !strings.Contains(l, `msg="worker started"`) {
+			continue
+		}
+		if seen++; seen == n {
+			var id, index, pid int
+			if i := strings.Index(l, "id="); i >= 0 {
+				fmt.Sscanf(l[i:], "id=%d index=%d pid=%d", &id, &index, &pid)
+			}
+			return pid
+		}
+	}
+	return 0
+}
+
+// SIGHUP replaces every worker, one slot at a time, each old one stopped
+// only once its replacement listens; the old ones' exits are no failure.
+func TestRollingRestart(t *testing.T) {
+	res, logs := run(t, Config{Workers: 2, Ready: ReadyStarted}, `exec sleep 60`,
+		func(sigs chan<- os.Signal, logs *logBuf, dir string) {
+			waitLog(logs, `msg="worker started"`, 2)
+			sigs <- unix.SIGHUP
+			waitLog(logs, `msg="rolling restart done"`, 1)
+			sigs <- unix.SIGTERM
+		})
+	out := logs.String()
+	if res.Code != 143 {
+		t.Errorf("code %d, want 143 (the replacements stopped by SIGTERM):\n%s", res.Code, out)
+	}
+	// Order: 3 starts, 1 stops; 4 starts, 2 stops.
+	order := []string{"id=3 index=0", `msg="worker stopping" id=1 index=0`, "id=4 index=1", `msg="worker stopping" id=2 index=1`}
+	at := 0
+	for _, o := range order {
+		i := strings.Index(out[at:], o)
+		if i < 0 {
+			t.Fatalf("log lacks %q after offset %d:\n%s", o, at, out)
+		}
+		at += i
+	}
+	if strings.Contains(out, "restart scheduled") {
+		t.Errorf("replaced workers were restarted:\n%s", out)
+	}
+}
+
+// SIGTTIN adds a worker, SIGTTOU removes one, never below one.
+func TestTTINTTOU(t *testing.T) {
+	res, logs := run(t, Config{Workers: 1, Ready: ReadyStarted}, `exec sleep 60`,
+		func(sigs chan<- os.Signal, logs *logBuf, dir string) {
+			waitLog(logs, `msg="worker started"`, 1)
+			sigs <- unix.SIGTTIN
+			waitLog(logs, `msg="worker started"`, 2)
+			sigs <- unix.SIGTTOU
+			waitLog(logs, `msg="worker exited"`, 1)
+			sigs <- unix.SIGTTOU // at one worker: nothing
+			sigs <- unix.SIGTERM
+		})
+	out := logs.String()
+	if !strings.Contains(out, "from=1 to=2 reason=SIGTTIN") || !strings.Contains(out, "from=2 to=1 reason=SIGTTOU") {
+		t.Errorf("no resize lines:\n%s", out)
+	}
+	if strings.Contains(out, "to=0") || logs.count(`msg="worker started"`) != 2 {
+		t.Errorf("went below one worker or started too many:\n%s", out)
+	}
+	if res.Code != 143 {
+		t.Errorf("code %d, want 143", res.Code)
+	}
+}
+
+// A worker that sends no WATCHDOG=1 is killed after the timeout and
+// restarted; one that keeps sending is left alone.
+func TestWatchdog(t *testing.T) {
+	notes := make(chan NotifyMessage)
+	stopBeats := make(chan struct{})
+	res, logs := run(t, Config{Workers: 1, Watchdog: 300 * time.Millisecond, Notes: notes, Restart: RestartOnFailure},
+		`exec sleep 60`,
+		func(sigs chan<- os.Signal, logs *logBuf, dir string) {
+			pid := pidOf(logs, 1)
+			// Beat for a second: no kill.
+			for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+				notes <- NotifyMessage{Pid: pid, Watchdog: true}
+			}
+			close(stopBeats)
+			waitLog(logs, "watchdog timeout", 1)
+			waitLog(logs, `msg="worker started"`, 2)
+			sigs <- unix.SIGTERM
+		})
+	<-stopBeats
+	out := logs.String()
+	i := strings.Index(out, "watchdog timeout")
+	if i < 0 {
+		t.Fatalf("no watchdog kill:\n%s", out)
+	}
+	if !strings.Contains(out[i:], "code=137") || !strings.Contains(out[i:], `msg="worker started" id=2`) {
+		t.Errorf("the silent worker was not killed and restarted:\n%s", out)
+	}
+	if res.Code != 143 {
+		t.Errorf("code %d, want 143", res.Code)
+	}
+}
+
+// With a shutdown delay, SIGTERM fails readiness at once and stops the
+// workers only after the delay.
+func TestShutdownDelay(t *testing.T) {
+	logs := &logBuf{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := reaper.New(log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	s := New(Config{Path: "/bin/sh", Args: []string{"sh", "-c", "exec sleep 60"}, Workers: 1, Restart: RestartOnFailure,
+		Ready: ReadyStarted, ShutdownTimeout: 10 * time.Second, ShutdownDelay: 500 * time.Millisecond}, r, log)
+	sigs := make(chan os.Signal, 1)
+	done := make(chan Result, 1)
+	go func() { done <- s.Run(sigs) }()
+	waitLog(logs, `msg="worker started"`, 1)
+	sent := time.Now()
+	sigs <- unix.SIGTERM
+	for deadline := time.Now().Add(10 * time.Second); !s.Snapshot().Draining; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("snapshot never showed draining")
+		}
+	}
+	if n := s.Snapshot().Listening(); time.Since(sent) < 400*time.Millisecond && n != 1 {
+		t.Errorf("during the delay %d workers listening, want 1", n)
+	}
+	res := <-done
+	if res.Code != 143 {
+		t.Errorf("code %d, want 143", res.Code)
+	}
+	if time.Since(sent) < 500*time.Millisecond {
+		t.Errorf("workers stopped %v after SIGTERM, before the 500ms delay", time.Since(sent))
 	}
 }

@@ -1,0 +1,191 @@
+package cluster
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	initproc "github.com/herd-sh/herd/init"
+	"golang.org/x/sys/unix"
+)
+
+// killGrace bounds the wait for processes after SIGKILL: one in
+// uninterruptible sleep may never go, and herd must still exit.
+const killGrace = 5 * time.Second
+
+// shutdownTick is how often a shutdown looks for processes left and for new
+// orphans to signal.
+const shutdownTick = 50 * time.Millisecond
+
+// stopState is the shutdown's progress.
+type stopState struct {
+	draining  bool        // a stop signal arrived: readiness fails from now on
+	delay     *time.Timer // the shutdown delay, while it runs
+	active    bool        // the workers have been asked to stop
+	reason    string
+	deadline  time.Time
+	killed    int
+	killUntil time.Time
+	groups    map[int]bool // process groups the stop signal went to
+	signalled map[int]bool // other processes the stop signal went to
+	lastScan  time.Time
+}
+
+// stopSignal handles SIGTERM and SIGINT. The first drains: readiness fails
+// at once and, after the shutdown delay, the workers are asked to stop. A
+// second one skips what is left of the waiting and kills.
+func (s *Supervisor) stopSignal(sig unix.Signal) {
+	name := initproc.SignalName(sig)
+	switch {
+	case s.stop.active || s.stop.draining:
+		s.log.Warn("second stop signal: killing without waiting", "signal", name)
+		s.beginStop(sig, "stopped by SIG"+name)
+		s.kill()
+	case s.cfg.ShutdownDelay > 0:
+		s.stop.draining = true
+		s.log.Info("draining: readiness fails now, workers stop after the shutdown delay",
+			"signal", name, "delay", s.cfg.ShutdownDelay.String())
+		s.stop.delay = s.later(s.cfg.ShutdownDelay, func() {
+			if !s.stop.active {
+				s.beginStop(sig, "stopped by SIG"+name)
+			}
+		})
+	default:
+		s.beginStop(sig, "stopped by SIG"+name)
+	}
+}
+
+// beginStop starts the shutdown: no more restarts, the stop signal to every
+// worker group and to every other process herd is responsible for, then
+// waiting until all are gone or the timeout passes. sig is what herd
+// received, 0 when the workers simply ended.
+func (s *Supervisor) beginStop(sig unix.Signal, reason string) {
+	if s.stop.active {
+		return
+	}
+	st := &s.stop
+	st.active, st.draining = true, true
+	st.reason = reason
+	st.deadline = time.Now().Add(s.cfg.ShutdownTimeout)
+	if st.delay != nil {
+		st.delay.Stop()
+	}
+	if sig != 0 && s.started == 0 && s.failure == nil {
+		code := 128 + int(sig)
+		s.failure = &code // stopped before any worker ran: as if killed
+	}
+	s.roll = nil
+	for _, sl := range s.slots {
+		s.cancelRestart(sl)
+		sl.finished = true
+	}
+	stopSig := s.cfg.StopSignal
+	if sig != 0 {
+		s.log.Info("shutdown", "signal", initproc.SignalName(sig), "stop_signal", initproc.SignalName(stopSig),
+			"timeout", s.cfg.ShutdownTimeout.String(), "workers", s.live())
+	}
+	s.eachWorker(func(w *worker) {
+		st.groups[w.pid] = true
+		if w.retired {
+			return // has had the stop signal already
+		}
+		w.state = StateStopping
+		s.signalGroup(w.pid, stopSig)
+	})
+	s.signalOthers(stopSig)
+}
+
+// others lists the processes, besides the worker groups already signalled,
+// that a shutdown must stop: herd's descendants (reparented orphans,
+// daemonised children in other process groups), and as PID 1 every process
+// of the namespace. With all set, members of the signalled groups are
+// listed too. ok is false when /proc does not show herd's own PID
+// namespace, and then nothing can be listed safely.
+func (s *Supervisor) others(all bool) (procs []initproc.Proc, ok bool) {
+	if !initproc.OwnProcfs() {
+		return nil, false
+	}
+	list, err := initproc.ReadProcs(os.DirFS("/proc"))
+	if err != nil {
+		return nil, false
+	}
+	for _, p := range initproc.Descendants(list, os.Getpid(), s.cfg.PID1) {
+		if all || !s.stop.groups[p.PGid] {
+			procs = append(procs, p)
+		}
+	}
+	return procs, true
+}
+
+// signalOthers sends sig once to each process others lists.
+func (s *Supervisor) signalOthers(sig unix.Signal) {
+	s.stop.lastScan = time.Now()
+	procs, _ := s.others(false)
+	for _, p := range procs {
+		if s.stop.signalled[p.Pid] {
+			continue
+		}
+		s.stop.signalled[p.Pid] = true
+		s.log.Debug("stop signal to descendant", "pid", p.Pid, "signal", initproc.SignalName(sig))
+		if err := unix.Kill(p.Pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+			s.log.Warn("signal to descendant failed", "pid", p.Pid, "err", err)
+		}
+	}
+}
+
+// kill ends everything at once: SIGKILL to every worker group and every
+// process herd is responsible for, including members of a worker's group
+// that outlived the worker.
+func (s *Supervisor) kill() {
+	if !s.stop.killUntil.IsZero() {
+		return
+	}
+	n := 0
+	s.eachWorker(func(w *worker) {
+		if unix.Kill(-w.pid, unix.SIGKILL) == nil {
+			n++
+		}
+	})
+	procs, ok := s.others(true)
+	for _, p := range procs {
+		if unix.Kill(p.Pid, unix.SIGKILL) == nil {
+			n++
+		}
+	}
+	if !ok && s.cfg.PID1 {
+		// /proc is not this namespace's; as its PID 1 kill(-1) reaches
+		// exactly the namespace's other processes. Never when not PID 1.
+		if unix.Kill(-1, unix.SIGKILL) == nil {
+			n++
+		}
+	}
+	s.stop.killed += n
+	s.stop.killUntil = time.Now().Add(killGrace)
+	s.log.Warn("shutdown timeout", "killed", n, "timeout", s.cfg.ShutdownTimeout.String())
+}
+
+// shutdownTick looks for orphans to signal and applies the deadline.
+func (s *Supervisor) shutdownTick() {
+	if s.stop.killUntil.IsZero() && !time.Now().Before(s.stop.deadline) {
+		s.kill()
+		return
+	}
+	if s.stop.killUntil.IsZero() && time.Since(s.stop.lastScan) >= 5*shutdownTick {
+		s.signalOthers(s.cfg.StopSignal)
+	}
+	if s.reaper.ChildrenLeft() {
+		s.reaper.Kick()
+	}
+}
+
+// finished reports whether Run may return: stopping, no worker left, and no
+// child left, or the grace after SIGKILL spent.
+func (s *Supervisor) finished() bool {
+	if !s.stop.active || s.live() > 0 {
+		return false
+	}
+	if !s.reaper.ChildrenLeft() {
+		return true
+	}
+	return !s.stop.killUntil.IsZero() && time.Now().After(s.stop.killUntil)
+}
