@@ -108,6 +108,7 @@ func (s *Supervisor) resize(n int, reason string) {
 			if s.roll != nil {
 				s.roll.drop(sl)
 			}
+			delete(s.initialSlots, sl) // start-up no longer waits for it
 			s.closeLater[sl] = struct{}{}
 			s.releaseSlot(sl)
 		}

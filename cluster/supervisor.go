@@ -163,6 +163,9 @@ func New(cfg Config, r *reaper.Reaper, log *slog.Logger) *Supervisor {
 	if cfg.Ready == "" {
 		cfg.Ready = ReadyListening
 	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = time.Minute
+	}
 	cfg.Specs = slices.Clone(cfg.Specs) // port 0 is rewritten once bound
 	s := &Supervisor{
 		cfg:          cfg,
