@@ -32,9 +32,9 @@ func run(args []string) int {
 		return demoWorker()
 	}
 	if len(args) > 0 && args[0] == cluster.LaunchArg {
-		// herd as a worker's launcher: only execve, nothing else.
-		code, err := cluster.Launch(args[1:])
-		fmt.Fprintf(os.Stderr, "herd: cannot start worker: %v\n", err)
+		// herd as a worker's launcher: only execve, nothing else. A failure
+		// goes to herd through the status pipe, and herd logs it.
+		code, _ := cluster.Launch(args[1:])
 		return code
 	}
 	// Signals first: until they are registered, Go's defaults apply, and

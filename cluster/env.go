@@ -1,9 +1,13 @@
 package cluster
 
 import (
+	"errors"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/herd-sh/herd/cluster/cpus"
 )
@@ -13,7 +17,7 @@ import (
 var inherited = map[string]bool{
 	"HERD_WORKER_ID": true, "HERD_WORKER_INDEX": true, "HERD_WORKERS": true, "HERD_WORKER_CPUS": true,
 	"LISTEN_FDS": true, "LISTEN_PID": true, "LISTEN_FDNAMES": true, "PORT": true,
-	"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true,
+	"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true, launchStatusVar: true,
 }
 
 // workerEnv is the environment of a new worker in sl.
@@ -95,14 +99,68 @@ func workerEnv(base []string, id, index, workers int, share *cpus.Fraction) []st
 // child's pid before the child runs.
 const LaunchArg = "__herd_launch"
 
+// launchStatusVar names the launcher's status fd: the write end of a pipe
+// on which a failed execve is reported to herd as its errno. It is
+// close-on-exec, so a worker that starts never sees it.
+const launchStatusVar = "HERD_LAUNCH_STATUS_FD"
+
 // Launch is the launcher's whole work; it returns only if execve failed,
-// with the exit code to report (127 not found, 126 not executable).
+// with the exit code to report (127 not found, 126 not executable), after
+// telling herd through the status pipe.
 func Launch(args []string) (code int, err error) {
 	if len(args) < 2 {
 		return 2, syscall.EINVAL
 	}
-	env := append(syscall.Environ(), "LISTEN_PID="+strconv.Itoa(syscall.Getpid()))
+	status := -1
+	env := make([]string, 0, len(os.Environ())+1)
+	for _, kv := range os.Environ() {
+		if v, ok := strings.CutPrefix(kv, launchStatusVar+"="); ok {
+			status, _ = strconv.Atoi(v)
+			continue
+		}
+		env = append(env, kv)
+	}
+	if status > 2 {
+		syscall.CloseOnExec(status)
+	}
+	env = append(env, "LISTEN_PID="+strconv.Itoa(syscall.Getpid()))
 	err = syscall.Exec(args[0], args[1:], env)
+	if status > 2 {
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			_, _ = syscall.Write(status, []byte(strconv.Itoa(int(errno))))
+		}
+	}
 	code, _ = StartErrorCode(err)
 	return code, err
+}
+
+// launchFailure reads what the launcher reported, if anything, and closes
+// the pipe: the errno's text when its execve failed, "" otherwise (the
+// pipe reads EOF once the worker's execve closed it).
+func (w *worker) launchFailure() string {
+	if w.launch < 0 {
+		return ""
+	}
+	defer func() { unix.Close(w.launch); w.launch = -1 }()
+	var buf [16]byte
+	n, err := unix.Read(w.launch, buf[:])
+	if err != nil || n <= 0 {
+		return ""
+	}
+	return launchErrno(string(buf[:n])).Error()
+}
+
+// launchErrno turns the launcher's report (an errno number, or its text)
+// back into the errno.
+func launchErrno(report string) syscall.Errno {
+	if n, err := strconv.Atoi(report); err == nil {
+		return syscall.Errno(n)
+	}
+	for e := syscall.Errno(1); e < 256; e++ {
+		if e.Error() == report {
+			return e
+		}
+	}
+	return syscall.ENOEXEC
 }

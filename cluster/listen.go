@@ -610,7 +610,11 @@ func (sp ListenSpec) bindTCP(backlog int, reusePort bool, newSocket func(family 
 		if err != nil {
 			return fail("getsockname", err)
 		}
-		return &Listener{Spec: sp, FD: fd, Addr: tcpAddr(got)}, nil
+		l := &Listener{Spec: sp, FD: fd, Addr: tcpAddr(got)}
+		if p := l.Port(); sp.Name == sp.Network+"-0" && p > 0 {
+			l.Spec.Name = sp.Network + "-" + strconv.Itoa(p) // the default name, with the port the kernel chose
+		}
+		return l, nil
 	}()
 	if err != nil {
 		unix.Close(fd)

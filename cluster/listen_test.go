@@ -788,8 +788,12 @@ func TestBindAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ls) != 2 || ls[0].Spec != specs[0] || ls[1].Spec != specs[1] || ls[0].Port() == 0 {
+	if len(ls) != 2 || ls[0].Spec.Address != specs[0].Address || ls[1].Spec != specs[1] || ls[0].Port() == 0 {
 		t.Fatalf("BindAll = %v", ls)
+	}
+	// The default name of a port-0 socket names the port the kernel chose.
+	if want := "tcp-" + strconv.Itoa(ls[0].Port()); ls[0].Spec.Name != want {
+		t.Errorf("name %q, want %q", ls[0].Spec.Name, want)
 	}
 	for _, l := range ls {
 		if err := l.Close(); err != nil {

@@ -42,8 +42,8 @@ const (
 	ReadyListening ReadySignal = "listening"
 	// ReadyNotify: only sd_notify READY=1 counts.
 	ReadyNotify ReadySignal = "notify"
-	// ReadyStarted: a worker is listening as soon as its process runs, for
-	// servers that say nothing.
+	// ReadyStarted: a worker is listening once its process has run for
+	// StartedAfter, for servers that say nothing.
 	ReadyStarted ReadySignal = "started"
 )
 
@@ -60,10 +60,19 @@ func ParseReady(s string) (ReadySignal, error) {
 // before herd explains HERD_READY_SIGNAL.
 const readyWarnAfter = 10 * time.Second
 
+// StartedAfter is how long a worker must run, under HERD_READY_SIGNAL=
+// started, before it counts as listening: one that keeps dying sooner is a
+// crash loop, and must fail readiness and then liveness like any other.
+const StartedAfter = time.Second
+
 // afterStart applies the ready signal to a worker that just started.
 func (s *Supervisor) afterStart(w *worker) {
 	if s.cfg.Ready == ReadyStarted {
-		s.listening(w)
+		s.later(StartedAfter, func() {
+			if s.workers[w.pid] == w {
+				s.listening(w)
+			}
+		})
 		return
 	}
 	if s.warnedReady {

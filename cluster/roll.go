@@ -54,10 +54,6 @@ func (s *Supervisor) rollStep() {
 			return
 		}
 		r.cur, r.next = sl, w
-		if w.state == StateListening { // HERD_READY_SIGNAL=started
-			s.rollReady(w)
-			return
-		}
 		s.later(s.cfg.ReadyTimeout, func() {
 			if s.roll == r && r.next == w && w.state != StateListening {
 				s.rollFailed(w, "the replacement did not listen within HERD_READY_TIMEOUT")

@@ -79,6 +79,12 @@ func (s *Supervisor) beginStop(sig unix.Signal, reason string) {
 		s.cancelRestart(sl)
 		sl.finished = true
 	}
+	// Stop accepting: herd's copies of the sockets go now, so each socket
+	// closes as soon as its workers close theirs, and a client that comes
+	// later is refused (which it may retry elsewhere) instead of waiting in
+	// a queue that nobody will take from, to be reset when herd exits.
+	s.closeSockets()
+	closeAll(s.cfg.Listeners)
 	stopSig := s.cfg.StopSignal
 	if sig != 0 {
 		s.log.Info("shutdown", "signal", initproc.SignalName(sig), "stop_signal", initproc.SignalName(stopSig),

@@ -83,20 +83,23 @@ func (s *Supervisor) Snapshot() *Snapshot { return s.snap.Load() }
 
 func (s *Supervisor) publish() {
 	snap := &Snapshot{
-		Time:          time.Now(),
-		Desired:       s.desired(),
-		Started:       s.started,
-		Restarts:      s.restarts,
-		StartedUp:     s.startedUp,
-		LastListening: s.lastListening,
-		Draining:      s.stop.draining,
-		Workers:       make([]WorkerInfo, 0, len(s.workers)),
-		Slots:         make([]SlotInfo, 0, len(s.slots)),
+		Time:      time.Now(),
+		Desired:   s.desired(),
+		Started:   s.started,
+		Restarts:  s.restarts,
+		StartedUp: s.startedUp,
+		Draining:  s.stop.draining,
+		Workers:   make([]WorkerInfo, 0, len(s.workers)),
+		Slots:     make([]SlotInfo, 0, len(s.slots)),
 	}
 	s.eachWorker(func(w *worker) {
+		if w.state == StateListening {
+			s.lastListening = snap.Time
+		}
 		snap.Workers = append(snap.Workers, WorkerInfo{ID: w.id, Index: w.slot.index, Pid: w.pid, State: w.state,
 			Started: w.start, Listening: w.listening, Status: w.status})
 	})
+	snap.LastListening = s.lastListening
 	for _, sl := range s.slots {
 		info := SlotInfo{Index: sl.index, Restarts: sl.restarts, Failing: sl.unstable > 0, CrashLoop: sl.capped}
 		if sl.timer != nil {

@@ -141,6 +141,7 @@ type worker struct {
 	status    string    // last sd_notify STATUS=
 	beat      time.Time // last WATCHDOG=1, or the start
 	retired   bool      // asked to stop for good (scale-down, rolling restart)
+	launch    int       // read end of the launcher's status pipe, or -1
 }
 
 type exitEvent struct {
@@ -198,7 +199,7 @@ func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 	for i := 0; i < s.cfg.Workers; i++ {
 		sl, err := s.newSlot(i)
 		if err != nil {
-			s.log.Error("cannot bind the slot's sockets", "index", i, "err", err)
+			s.log.Error("cannot listen", "err", err, "index", i)
 			s.fail(1)
 			s.beginStop(0, "cannot bind sockets")
 			break
@@ -307,13 +308,26 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 		files = append(files, uintptr(l.FD))
 	}
 	path, argv := s.cfg.Path, s.cfg.Args
+	env := s.workerEnv(w.id, sl)
+	w.launch = -1
 	if len(files) > 3 {
+		// Through the launcher, with a pipe on which it reports a failed
+		// execve: its exit alone would look like the worker's own 127.
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			s.log.Error("worker start failed", "id", w.id, "index", sl.index, "err", err)
+			return nil
+		}
+		defer unix.Close(p[1])
+		w.launch = p[0]
+		env = append(env, launchStatusVar+"="+strconv.Itoa(len(files)))
+		files = append(files, uintptr(p[1]))
 		path = s.cfg.Launcher
 		argv = append([]string{s.cfg.Launcher, LaunchArg, s.cfg.Path}, s.cfg.Args...)
 	}
 	attr := &syscall.ProcAttr{
 		Dir:   s.cfg.Dir,
-		Env:   s.workerEnv(w.id, sl),
+		Env:   env,
 		Files: files,
 		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: s.cfg.Credential},
 	}
@@ -326,6 +340,9 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 		return pid, err
 	}, func(st reaper.Status) { s.exits <- exitEvent{w, st} })
 	if err != nil {
+		if w.launch >= 0 {
+			unix.Close(w.launch)
+		}
 		code, permanent := StartErrorCode(err)
 		if !permanent && !next {
 			s.log.Error("worker start failed", "id", w.id, "index", sl.index, "err", err)
@@ -414,8 +431,32 @@ func (s *Supervisor) exited(ev exitEvent) {
 	w, sl := ev.w, ev.w.slot
 	code := ev.st.Code()
 	uptime := time.Since(w.start)
+	if w.state == StateListening {
+		s.lastListening = time.Now()
+	}
 	w.state = StateDead
 	delete(s.workers, w.pid)
+	if reason := w.launchFailure(); reason != "" {
+		// The launcher could not execve the command: as when herd itself
+		// cannot, never retried.
+		code, _ := StartErrorCode(launchErrno(reason))
+		s.log.Error("cannot start command", "path", s.cfg.Path, "err", reason, "code", code)
+		if sl.w == w {
+			sl.w = nil
+		}
+		if sl.next == w {
+			sl.next = nil
+			s.rollFailed(w, "the replacement could not start")
+		}
+		sl.finished = true
+		if !w.retired {
+			s.fail(code)
+		}
+		if !s.stop.active && s.live() == 0 && s.pending == 0 {
+			s.beginStop(0, "command cannot start")
+		}
+		return
+	}
 	s.log.Info("worker exited", "id", w.id, "index", sl.index, "pid", w.pid,
 		"code", code, "status", describe(ev.st.Wait), "uptime", uptime.Round(time.Millisecond).String())
 

@@ -437,7 +437,7 @@ func TestShutdownDelay(t *testing.T) {
 	sigs := make(chan os.Signal, 1)
 	done := make(chan Result, 1)
 	go func() { done <- s.Run(sigs) }()
-	waitLog(logs, `msg="worker started"`, 1)
+	waitLog(logs, `msg="worker listening"`, 1)
 	sent := time.Now()
 	sigs <- unix.SIGTERM
 	for deadline := time.Now().Add(10 * time.Second); !s.Snapshot().Draining; time.Sleep(time.Millisecond) {

@@ -1,0 +1,1213 @@
+package main
+
+// End-to-end acceptance tests for herd owning the port (ACCEPTANCE.md C3,
+// C4, C5, C6, C10; issue 4): real servers in Python 3 and Node.js that take
+// their listening socket from herd (LISTEN_FDS, fd 3), real requests on
+// loopback, counted outcomes.
+//
+//	testdata/listen_server.py  Python standard-library HTTP server: socket
+//	                           activation, sd_notify READY=1 and WATCHDOG=1,
+//	                           /crash/I and /stall/S for the failure cases.
+//	testdata/listen_fd3.js     Node http.createServer().listen({fd: 3}).
+//
+// Every herd here listens on 127.0.0.1 with port 0 (or a port a test holds),
+// so the tests run in parallel in the shared network namespace. Time limits
+// are hang guards, never speed requirements.
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// ---------------------------------------------------------------------------
+// Helpers (prefixed lt: this file's own)
+
+const ltGuard = 20 * time.Second // hang guard for one awaited event
+
+// ltScript is the absolute path of testdata/name.
+func ltScript(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var (
+	ltPyOnce sync.Once
+	ltPyPath string
+)
+
+// ltPython is a Python 3 interpreter: the real executable behind python3 on
+// PATH (sys.executable, so that a version manager's shim is not in the
+// way), or, with forOthers, one that a user other than root can execute.
+func ltPython(t *testing.T, forOthers bool) string {
+	t.Helper()
+	py := requireTool(t, "python3")
+	ltPyOnce.Do(func() {
+		out, err := exec.Command(py, "-c", "import sys; print(sys.executable)").Output()
+		if p := strings.TrimSpace(string(out)); err == nil && filepath.IsAbs(p) {
+			ltPyPath = p
+		}
+	})
+	cands := []string{py}
+	if ltPyPath != "" {
+		cands = []string{ltPyPath, py}
+	}
+	if !forOthers {
+		return cands[0]
+	}
+	for _, p := range append(cands, "/usr/bin/python3", "/usr/local/bin/python3") {
+		if ltOthersMayRun(p) {
+			return p
+		}
+	}
+	missing(t, "a python3 that uid 65534 may execute (tried %v)", cands)
+	return ""
+}
+
+// ltOthersMayRun reports whether any user may execute path: every
+// directory on the way may be searched, the file (after symbolic links) read
+// and executed, by others.
+func ltOthersMayRun(path string) bool {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(real)
+	if err != nil || fi.Mode().Perm()&0o005 != 0o005 {
+		return false
+	}
+	for dir := filepath.Dir(real); ; dir = filepath.Dir(dir) {
+		di, err := os.Stat(dir)
+		if err != nil || di.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if dir == "/" {
+			return true
+		}
+	}
+}
+
+// ltClient makes a new connection for every request (no keep-alive, no
+// proxy), so every request goes through accept(2) again.
+func ltClient() *http.Client {
+	return &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+	}
+}
+
+// ltGet sends one GET and returns the status code and body.
+func ltGet(c *http.Client, url string) (int, string, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, string(b), err
+	}
+	return resp.StatusCode, string(b), nil
+}
+
+// ltCode is the status of GET url; a transport error fails the test.
+func ltCode(t *testing.T, c *http.Client, url string) int {
+	t.Helper()
+	code, _, err := ltGet(c, url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return code
+}
+
+// ltEventually polls GET url until it answers want (the probes read a
+// snapshot the supervisor publishes just after it logs) and fails the test
+// after the hang guard.
+func ltEventually(t *testing.T, c *http.Client, url string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, body, err := ltGet(c, url)
+		if err == nil && code == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("GET %s = %d %q (err %v), want %d", url, code, body, err, want)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ltProbes waits for herd's "serving probes" line and returns the base URL.
+func ltProbes(t *testing.T, r *herdRun) string {
+	t.Helper()
+	return "http://" + r.waitLog("serving probes").str("address")
+}
+
+// ltFields parses "prefix k=v k=v ..." (a worker's start line).
+func ltFields(raw, prefix string) (map[string]string, bool) {
+	if !strings.HasPrefix(raw, prefix+" ") {
+		return nil, false
+	}
+	m := map[string]string{}
+	for _, f := range strings.Fields(raw[len(prefix):]) {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			m[k] = v
+		}
+	}
+	if m["pid"] == "" {
+		return nil, false
+	}
+	return m, true
+}
+
+// ltWorkers waits for n start lines of workers (stdout lines "prefix
+// pid=..."), from stdout line index from on, and returns them and the index
+// after the last one.
+func ltWorkers(t *testing.T, r *herdRun, prefix string, from, n int) ([]map[string]string, int) {
+	t.Helper()
+	var out []map[string]string
+	for len(out) < n {
+		l, i, ok := r.stdout.find(from, ltGuard, func(l logLine) bool {
+			_, ok := ltFields(l.raw, prefix)
+			return ok
+		})
+		if !ok {
+			t.Fatalf("%d of %d %s start lines seen (herd exited: %v)", len(out), n, prefix, r.exited())
+		}
+		m, _ := ltFields(l.raw, prefix)
+		out = append(out, m)
+		from = i + 1
+	}
+	return out, from
+}
+
+// ltSamePort checks that every worker got one socket on the same port, that
+// PORT says so, and returns the port.
+func ltSamePort(t *testing.T, ws []map[string]string) string {
+	t.Helper()
+	port := ws[0]["port"]
+	for _, w := range ws {
+		if w["port"] != port || w["env_port"] != port || w["listen_fds"] != "1" {
+			t.Errorf("worker pid %s: port=%s PORT=%s LISTEN_FDS=%s; want every worker on one socket, port %s",
+				w["pid"], w["port"], w["env_port"], w["listen_fds"], port)
+		}
+	}
+	if p, err := strconv.Atoi(port); err != nil || p <= 0 {
+		t.Fatalf("bad port %q in worker line %v", port, ws[0])
+	}
+	return port
+}
+
+// ltWait waits (hang guard) for a herd log line at stderr index >= from
+// that is msg with the fields kv, and returns it and its index.
+func ltWait(t *testing.T, r *herdRun, from int, msg string, kv ...any) (logLine, int) {
+	t.Helper()
+	l, i, ok := r.stderr.find(from, ltGuard, func(l logLine) bool { return l.is(msg, kv...) })
+	if !ok {
+		t.Fatalf("no log line msg=%q %v after line %d (herd exited: %v)", msg, kv, from, r.exited())
+	}
+	return l, i
+}
+
+func ltDelay(t *testing.T, l logLine) time.Duration {
+	t.Helper()
+	d, err := time.ParseDuration(l.str("delay"))
+	if err != nil {
+		t.Fatalf("bad delay in %s: %v", l.raw, err)
+	}
+	return d
+}
+
+// ltTally counts the outcomes of requests.
+type ltTally struct {
+	mu     sync.Mutex
+	ok     int
+	failed int
+	pids   map[string]int // successful responses per answering pid
+	errs   []string       // the first few failures
+	done   []ltDone       // every success, in completion order
+}
+
+type ltDone struct {
+	at  time.Time
+	pid string
+}
+
+func newLtTally() *ltTally { return &ltTally{pids: map[string]int{}} }
+
+// ltPid is the pid a body "pid=N ..." names.
+func ltPid(body string) string {
+	f := strings.Fields(body)
+	if len(f) == 0 || !strings.HasPrefix(f[0], "pid=") {
+		return ""
+	}
+	return strings.TrimPrefix(f[0], "pid=")
+}
+
+func (tl *ltTally) add(code int, body string, err error) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	if err == nil && code == http.StatusOK && ltPid(body) != "" {
+		tl.ok++
+		tl.pids[ltPid(body)]++
+		tl.done = append(tl.done, ltDone{time.Now(), ltPid(body)})
+		return
+	}
+	tl.failed++
+	if len(tl.errs) < 10 {
+		tl.errs = append(tl.errs, fmt.Sprintf("code %d body %q err %v", code, body, err))
+	}
+}
+
+func (tl *ltTally) counts() (ok, failed int) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return tl.ok, tl.failed
+}
+
+// servedBetween counts successes that completed in [from, to], by pid.
+func (tl *ltTally) servedBetween(from, to time.Time) map[string]int {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	m := map[string]int{}
+	for _, d := range tl.done {
+		if !d.at.Before(from) && !d.at.After(to) {
+			m[d.pid]++
+		}
+	}
+	return m
+}
+
+func (tl *ltTally) String() string {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	pids := make([]string, 0, len(tl.pids))
+	for p, n := range tl.pids {
+		pids = append(pids, fmt.Sprintf("pid %s: %d", p, n))
+	}
+	sort.Strings(pids)
+	return fmt.Sprintf("%d ok, %d failed [%s] %v", tl.ok, tl.failed, strings.Join(pids, ", "), tl.errs)
+}
+
+// ltBurst sends n requests to url from conc goroutines, each on a new
+// connection, and adds the outcomes to tl.
+func ltBurst(c *http.Client, url string, n, conc int, tl *ltTally) {
+	jobs := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < conc; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range jobs {
+				tl.add(ltGet(c, url))
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	wg.Wait()
+}
+
+// ltOpenLoop starts one request every interval, each in its own goroutine
+// (an open loop: a request that waits does not hold up the next one), at
+// most limit in flight. stop ends it and waits for every request.
+func ltOpenLoop(c *http.Client, url string, interval time.Duration, limit int) (tl *ltTally, stop func()) {
+	tl = newLtTally()
+	quit := make(chan struct{})
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	var once sync.Once
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-quit:
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				tl.add(ltGet(c, url))
+			}()
+		}
+	}()
+	return tl, func() {
+		once.Do(func() { close(quit) })
+		wg.Wait()
+	}
+}
+
+// ltCrash asks the worker in slot index to crash (GET /crash/INDEX: that
+// worker answers "crashing" and exits 1; others answer "skip"), retrying
+// until the request reaches it. It returns the crashed worker's pid.
+func ltCrash(t *testing.T, c *http.Client, base string, index int) string {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		code, body, err := ltGet(c, fmt.Sprintf("%s/crash/%d", base, index))
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("GET /crash/%d: code %d body %q err %v", index, code, body, err)
+		}
+		if strings.HasPrefix(body, "crashing ") {
+			m, _ := ltFields(strings.TrimSpace(body), "crashing")
+			return m["pid"]
+		}
+	}
+	t.Fatalf("500 requests to /crash/%d never reached the worker of slot %d", index, index)
+	return ""
+}
+
+// ltHTTP10 sends "GET path HTTP/1.0" on conn and reads the response.
+func ltHTTP10(conn net.Conn, path string) (int, string, error) {
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: test\r\n\r\n", path); err != nil {
+		return 0, "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// ltStall makes the worker behind addr stop accepting: GET /stall/SECS is
+// answered, then that worker accepts nothing for secs and exits 1. It
+// returns the stalled worker's pid.
+func ltStall(t *testing.T, addr string, secs int) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	code, body, err := ltHTTP10(conn, fmt.Sprintf("/stall/%d", secs))
+	if err != nil || code != http.StatusOK || !strings.HasPrefix(body, "stalling ") {
+		t.Fatalf("GET /stall/%d: code %d body %q err %v", secs, code, body, err)
+	}
+	m, _ := ltFields(strings.TrimSpace(body), "stalling")
+	return m["pid"]
+}
+
+// ltQueue opens k connections to addr at once (they complete the
+// handshake in the kernel and wait in the accept queue: nobody accepts),
+// sends a request on each, and returns a function that reads every
+// response and tallies the outcomes. It fails the test unless every
+// connection was established.
+func ltQueue(t *testing.T, addr string, k int) func() *ltTally {
+	t.Helper()
+	conns := make([]net.Conn, k)
+	for i := range conns {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			for _, c := range conns[:i] {
+				c.Close()
+			}
+			t.Fatalf("connection %d of %d to %s: %v", i+1, k, addr, err)
+		}
+		conns[i] = c
+		if _, err := fmt.Fprintf(c, "GET / HTTP/1.0\r\nHost: test\r\n\r\n"); err != nil {
+			for _, c := range conns[:i+1] {
+				c.Close()
+			}
+			t.Fatalf("write request %d: %v", i+1, err)
+		}
+	}
+	return func() *ltTally {
+		tl := newLtTally()
+		var wg sync.WaitGroup
+		for _, c := range conns {
+			wg.Add(1)
+			go func(c net.Conn) {
+				defer wg.Done()
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(ltGuard))
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					tl.add(0, "", err)
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				tl.add(resp.StatusCode, string(b), err)
+			}(c)
+		}
+		wg.Wait()
+		return tl
+	}
+}
+
+// ltErrorLines are herd's JSON records at level ERROR.
+func ltErrorLines(r *herdRun) []logLine {
+	var out []logLine
+	for _, l := range r.stderr.snapshot() {
+		if l.fields != nil && l.str("level") == "ERROR" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// ltStatus is herd's /status document.
+type ltStatus struct {
+	Snapshot struct {
+		Slots []struct {
+			Index     int  `json:"index"`
+			Restarts  int  `json:"restarts"`
+			CrashLoop bool `json:"crash_loop"`
+		} `json:"slots"`
+	} `json:"snapshot"`
+}
+
+// ---------------------------------------------------------------------------
+// C4: a Python standard-library server that reads LISTEN_FDS
+
+// TestC4PythonListenFDs: a Python 3 server written against the systemd
+// socket-activation convention only (it checks LISTEN_PID == its own pid,
+// takes fd 3, says READY=1) serves under none and reuseport with 2 workers:
+// each worker got one socket on the same port with LISTEN_FDNAMES and PORT,
+// every one of N requests on its own connection is answered 200, both
+// workers answer at least once, and /readyz passes.
+func TestC4PythonListenFDs(t *testing.T) {
+	t.Parallel()
+	py := ltPython(t, false)
+	server := ltScript(t, "listen_server.py")
+	for _, policy := range []string{"none", "reuseport"} {
+		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
+			r := start(t, spec{
+				env: []string{"HERD_WORKERS=2", "HERD_LISTEN=127.0.0.1:0", "HERD_SCHED_POLICY=" + policy,
+					"HERD_HEALTH_ADDR=127.0.0.1:0"},
+				args: cmdArgs(py, server),
+			})
+			probes := ltProbes(t, r)
+			ws, _ := ltWorkers(t, r, "listen_server", 0, 2)
+			if !r.stderr.waitCount("worker listening", 2, ltGuard) {
+				t.Fatalf("the workers did not both say READY=1 (worker listening: %d)", r.stderr.count("worker listening"))
+			}
+			port := ltSamePort(t, ws)
+			if policy == "none" {
+				// Port 0 resolved once, by herd, before any worker.
+				if _, bound, _ := net.SplitHostPort(r.waitLog("listening").str("bound")); bound != port {
+					t.Errorf("herd logged bound port %s, workers got %s", bound, port)
+				}
+			}
+			workerPids := map[string]bool{}
+			for _, w := range ws {
+				workerPids[w["pid"]] = true
+				if !strings.HasPrefix(w["fdnames"], "tcp-") {
+					t.Errorf("LISTEN_FDNAMES=%q, want the default tcp-<port>", w["fdnames"])
+				}
+			}
+			if len(workerPids) != 2 {
+				t.Fatalf("worker pids %v, want 2 distinct", workerPids)
+			}
+			c := ltClient()
+			ltEventually(t, c, probes+"/readyz?verbose", http.StatusOK)
+
+			url := "http://127.0.0.1:" + port + "/"
+			tl := newLtTally()
+			sent := 0
+			// The kernel may favour one worker under none: more rounds,
+			// up to 1,000 requests, until both have answered.
+			for round := 0; round < 5; round++ {
+				ltBurst(c, url, 200, 4, tl)
+				sent += 200
+				tl.mu.Lock()
+				both := len(tl.pids) >= 2
+				tl.mu.Unlock()
+				if both {
+					break
+				}
+			}
+			ok, failed := tl.counts()
+			t.Logf("%s: %d requests: %v", policy, sent, tl)
+			if ok != sent || failed != 0 {
+				t.Errorf("%d of %d requests answered 200, %d failed: %v", ok, sent, failed, tl)
+			}
+			for pid := range tl.pids {
+				if !workerPids[pid] {
+					t.Errorf("a response came from pid %s, not a worker %v", pid, workerPids)
+				}
+			}
+			if len(tl.pids) < 2 {
+				t.Errorf("responses came from %d worker(s), want both: %v", len(tl.pids), tl)
+			}
+			if n := r.stderr.count("worker exited"); n != 0 {
+				t.Errorf("%d workers exited while serving", n)
+			}
+		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// C3: Node listen({fd: 3})
+
+// TestC3NodeListenFD3: an ordinary Node server that listens on fd 3
+// (http.createServer().listen({fd: 3})), HERD_READY_SIGNAL=started, 2
+// workers, under none and reuseport: LISTEN_PID is the worker's own pid,
+// every request is answered 200 by a worker, and under reuseport (the
+// kernel hashes new connections over the two slots' sockets) both answer.
+func TestC3NodeListenFD3(t *testing.T) {
+	t.Parallel()
+	node := requireTool(t, "node")
+	server := ltScript(t, "listen_fd3.js")
+	for _, policy := range []string{"none", "reuseport"} {
+		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
+			r := start(t, spec{
+				env: []string{"HERD_WORKERS=2", "HERD_LISTEN=127.0.0.1:0", "HERD_SCHED_POLICY=" + policy,
+					"HERD_READY_SIGNAL=started", "HERD_HEALTH_ADDR=127.0.0.1:0"},
+				args: cmdArgs(node, server),
+			})
+			probes := ltProbes(t, r)
+			ws, _ := ltWorkers(t, r, "listen_fd3", 0, 2)
+			workerPids := map[string]bool{}
+			for _, w := range ws {
+				workerPids[w["pid"]] = true
+				if w["listen_pid_ok"] != "true" || w["listen_fds"] != "1" {
+					t.Errorf("worker %v: want LISTEN_PID == its pid and LISTEN_FDS=1", w)
+				}
+			}
+			port := ws[0]["env_port"]
+			for _, w := range ws {
+				if w["env_port"] != port || port == "" {
+					t.Fatalf("workers have PORT %q and %q, want one port", port, w["env_port"])
+				}
+			}
+			c := ltClient()
+			ltEventually(t, c, probes+"/readyz?verbose", http.StatusOK) // HERD_READY_SIGNAL=started
+			const n = 200
+			tl := newLtTally()
+			ltBurst(c, "http://127.0.0.1:"+port+"/", n, 4, tl)
+			ok, failed := tl.counts()
+			t.Logf("%s: %d requests: %v", policy, n, tl)
+			if ok != n || failed != 0 {
+				t.Errorf("%d of %d requests answered 200, %d failed: %v", ok, n, failed, tl)
+			}
+			for pid := range tl.pids {
+				if !workerPids[pid] {
+					t.Errorf("a response came from pid %s, not a worker %v", pid, workerPids)
+				}
+			}
+			if policy == "reuseport" && len(tl.pids) < 2 {
+				t.Errorf("under reuseport %d new connections reached %d worker(s), want both: %v", n, len(tl.pids), tl)
+			}
+			if n := r.stderr.count("worker exited"); n != 0 {
+				t.Errorf("%d workers exited while serving", n)
+			}
+		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// C5: a worker crashes after responding
+
+// TestC5CrashRestart: 2 Python workers under open-loop load (a new
+// connection every 5 ms). The worker of slot 0 answers /crash/0 and exits
+// 1, twice. Each time: the crash response arrives (no handed-off connection
+// is lost), herd schedules a restart of slot 0 with a delay of at least
+// HERD_BACKOFF_MIN, a new worker starts in slot 0 and listens; the second
+// delay is twice the first; the worker of slot 1 answers requests while
+// slot 0 has none; and not one request of the whole run fails.
+func TestC5CrashRestart(t *testing.T) {
+	t.Parallel()
+	py := ltPython(t, false)
+	server := ltScript(t, "listen_server.py")
+	for _, policy := range []string{"none", "reuseport"} {
+		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
+			const backoffMin = 200 * time.Millisecond
+			r := start(t, spec{
+				env: []string{"HERD_WORKERS=2", "HERD_LISTEN=127.0.0.1:0", "HERD_SCHED_POLICY=" + policy,
+					"HERD_BACKOFF_MIN=" + backoffMin.String()},
+				args: cmdArgs(py, server),
+			})
+			ws, _ := ltWorkers(t, r, "listen_server", 0, 2)
+			if !r.stderr.waitCount("worker listening", 2, ltGuard) {
+				t.Fatal("the workers did not both say READY=1")
+			}
+			port := ltSamePort(t, ws)
+			other := ""
+			for _, w := range ws {
+				if w["index"] == "1" {
+					other = w["pid"]
+				}
+			}
+			base := "http://127.0.0.1:" + port
+			c := ltClient()
+			load, stop := ltOpenLoop(c, base+"/", 5*time.Millisecond, 200)
+			defer stop()
+			deadline := time.Now().Add(ltGuard)
+			for ok, _ := load.counts(); ok < 20; ok, _ = load.counts() {
+				if time.Now().After(deadline) {
+					t.Fatalf("load does not get through before any crash: %v", load)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+
+			var delays []time.Duration
+			from := 0
+			for crash := 1; crash <= 2; crash++ {
+				victim := ltCrash(t, c, base, 0)
+				crashed := time.Now()
+				_, i := ltWait(t, r, from, "worker exited", "index", 0, "pid", victim, "code", 1)
+				sched, i := ltWait(t, r, i, "worker restart scheduled", "index", 0)
+				delays = append(delays, ltDelay(t, sched))
+				started, i := ltWait(t, r, i, "worker started", "index", 0)
+				_, i = ltWait(t, r, i, "worker listening", "index", 0, "pid", started.str("pid"))
+				back := time.Now()
+				from = i
+				gap := load.servedBetween(crashed, back)
+				t.Logf("crash %d: pid %s exited, restart delay %s, pid %s listening %v later; served meanwhile: %v",
+					crash, victim, sched.str("delay"), started.str("pid"), back.Sub(crashed).Round(time.Millisecond), gap)
+				if gap[other] == 0 {
+					t.Errorf("crash %d: the worker of slot 1 (pid %s) answered nothing while slot 0 had no worker (%v)",
+						crash, other, gap)
+				}
+			}
+			// Some more load on the replacement, then the count.
+			time.Sleep(300 * time.Millisecond)
+			stop()
+			ok, failed := load.counts()
+			t.Logf("load: %v", load)
+			if failed != 0 || ok < 50 {
+				t.Errorf("load during two crashes: %d ok, %d failed (want 0 failed, at least 50 ok): %v", ok, failed, load)
+			}
+			if delays[0] < backoffMin {
+				t.Errorf("first restart delay %v < HERD_BACKOFF_MIN %v", delays[0], backoffMin)
+			}
+			if delays[1] != 2*delays[0] {
+				t.Errorf("second restart delay of slot 0 %v, want twice the first (%v)", delays[1], 2*delays[0])
+			}
+			for _, l := range r.logs("worker exited") {
+				if l.str("index") != "0" {
+					t.Errorf("a worker of another slot exited: %s", l.raw)
+				}
+			}
+		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// C6: crash loop
+
+// TestC6CrashLoop: one Python worker says READY=1 and serves; it has been
+// listening for longer than HERD_LIVENESS_GRACE (2 s) when it crashes on
+// /crash/0, and every later start of the slot exits 1 at once, before
+// READY=1 (a marker file). Then:
+//   - the restart delays are 50ms, 100ms, 200ms, 400ms, 400ms, ...: doubling
+//     from HERD_BACKOFF_MIN, never decreasing, ending at HERD_BACKOFF_MAX,
+//     and the crash-loop warning names the capped delay;
+//   - /readyz fails during the loop and /status shows the slot in a crash
+//     loop;
+//   - /livez keeps passing until no worker has been listening for the grace
+//     (counted from the crash, not from when the worker became listening),
+//     then fails.
+//
+// The notify-based readiness makes the liveness rule testable: under
+// HERD_READY_SIGNAL=started every restart counts as a worker listening, so
+// a crash loop of such workers never fails /livez (see the report).
+func TestC6CrashLoop(t *testing.T) {
+	t.Parallel()
+	py := ltPython(t, false)
+	server := ltScript(t, "listen_server.py")
+	const grace = 2 * time.Second
+	marker := filepath.Join(t.TempDir(), "started-once")
+	r := start(t, spec{
+		env: []string{"HERD_WORKERS=1", "HERD_LISTEN=127.0.0.1:0", "HERD_HEALTH_ADDR=127.0.0.1:0",
+			"HERD_BACKOFF_MIN=50ms", "HERD_BACKOFF_MAX=400ms", "HERD_LIVENESS_GRACE=" + grace.String()},
+		args: cmdArgs(py, server, "--once-marker", marker),
+	})
+	probes := ltProbes(t, r)
+	ws, _ := ltWorkers(t, r, "listen_server", 0, 1)
+	r.waitLog("worker listening", "index", 0)
+	listenedAt := time.Now()
+	c := ltClient()
+	for _, p := range []string{"/startupz", "/readyz", "/livez"} {
+		ltEventually(t, c, probes+p+"?verbose", http.StatusOK)
+	}
+	// Let the worker listen longer than the grace before it crashes.
+	time.Sleep(time.Until(listenedAt.Add(grace + 500*time.Millisecond)))
+	base := "http://127.0.0.1:" + ws[0]["port"]
+	if victim := ltCrash(t, c, base, 0); victim != ws[0]["pid"] {
+		t.Fatalf("crashed pid %s, want %s", victim, ws[0]["pid"])
+	}
+	crashed := time.Now() // the worker listened until its exit, after this
+
+	// Poll /livez until it fails (hang guard: grace + 10 s).
+	var live503 time.Time
+	var liveBody string
+	for deadline := crashed.Add(grace + 10*time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		code, body, err := ltGet(c, probes+"/livez?verbose")
+		if err != nil {
+			t.Fatalf("/livez: %v", err)
+		}
+		if code == http.StatusServiceUnavailable {
+			live503, liveBody = time.Now(), body
+			break
+		}
+		if code != http.StatusOK {
+			t.Fatalf("/livez = %d %q", code, body)
+		}
+	}
+	switch {
+	case live503.IsZero():
+		t.Errorf("/livez still passes %v after the crash (HERD_LIVENESS_GRACE=%v)", time.Since(crashed).Round(time.Millisecond), grace)
+	case live503.Sub(crashed) < grace:
+		t.Errorf("/livez failed %v after the only worker crashed, before HERD_LIVENESS_GRACE=%v since a worker was last listening "+
+			"(it had been listening since %v before the crash):\n%s",
+			live503.Sub(crashed).Round(time.Millisecond), grace, crashed.Sub(listenedAt).Round(time.Millisecond), liveBody)
+	default:
+		t.Logf("/livez failed %v after the crash", live503.Sub(crashed).Round(time.Millisecond))
+	}
+
+	// The backoff: wait for two restarts at the cap.
+	deadline := time.Now().Add(ltGuard)
+	var delays []time.Duration
+	for {
+		delays = delays[:0]
+		for _, l := range r.logs("worker restart scheduled") {
+			delays = append(delays, ltDelay(t, l))
+		}
+		if n := len(delays); n >= 5 && delays[n-1] == 400*time.Millisecond && delays[n-2] == 400*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no two restarts at the 400ms cap: delays %v", delays)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("restart delays: %v", delays)
+	if delays[0] != 50*time.Millisecond {
+		t.Errorf("first restart delay %v, want HERD_BACKOFF_MIN 50ms", delays[0])
+	}
+	for i := 1; i < len(delays); i++ {
+		want := min(2*delays[i-1], 400*time.Millisecond)
+		if delays[i] != want {
+			t.Errorf("restart delay %d is %v after %v, want %v (doubling up to 400ms): %v", i+1, delays[i], delays[i-1], want, delays)
+		}
+	}
+	loops := r.logs("worker crash loop: restart delay at its cap")
+	if len(loops) == 0 {
+		t.Errorf("no crash-loop warning")
+	} else if loops[0].str("delay") != "400ms" || loops[0].str("index") != "0" {
+		t.Errorf("crash-loop warning %s, want index 0 delay 400ms", loops[0].raw)
+	}
+	for _, l := range r.logs("worker listening") {
+		if l.str("pid") != ws[0]["pid"] {
+			t.Errorf("a crash-looping worker said it listens: %s", l.raw)
+		}
+	}
+
+	// Readiness fails throughout the loop (sampled over a second: workers
+	// start and exit, none says READY=1); /status shows the loop.
+	ready := map[int]int{}
+	for i := 0; i < 10; i++ {
+		ready[ltCode(t, c, probes+"/readyz")]++
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ready[http.StatusServiceUnavailable] != 10 {
+		t.Errorf("/readyz in the crash loop, 10 samples: %v; want only 503", ready)
+	}
+	if code := ltCode(t, c, probes+"/livez"); code != http.StatusServiceUnavailable {
+		t.Errorf("/livez = %d in the crash loop %v after the crash, want 503", code, time.Since(crashed).Round(time.Millisecond))
+	}
+	var st ltStatus
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var err error
+		_, body, err = ltGet(c, probes+"/status")
+		st = ltStatus{}
+		if err == nil {
+			err = json.Unmarshal([]byte(body), &st)
+		}
+		if err != nil {
+			t.Fatalf("/status: %v\n%s", err, body)
+		}
+		if len(st.Snapshot.Slots) == 1 && st.Snapshot.Slots[0].CrashLoop && st.Snapshot.Slots[0].Restarts >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("/status: want slot 0 crash_loop true with at least 5 restarts; got %+v\n%s", st.Snapshot.Slots, body)
+			break
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// C10: bind errors
+
+// TestC10BindErrors: herd binds before anything starts, so a port that is
+// taken (the test holds it) or privileged (herd runs as uid 65534 and asks
+// for port 80) ends herd with exit code 1 and exactly one ERROR record,
+// "cannot listen", naming the address and the reason, under both policies;
+// no worker starts (the worker would print a line). An address that does
+// not parse is a configuration error: exit 2 and one line naming
+// HERD_LISTEN.
+func TestC10BindErrors(t *testing.T) {
+	t.Parallel()
+	const workerSays = "WORKER-RAN"
+	worker := cmdArgs("sh", "-c", "echo "+workerSays)
+	check := func(t *testing.T, r *herdRun, code int, addr, reason string) {
+		t.Helper()
+		if code != 1 {
+			t.Errorf("exit code %d, want 1", code)
+		}
+		errs := ltErrorLines(r)
+		if len(errs) != 1 {
+			t.Errorf("%d ERROR records, want exactly 1:\n%s", len(errs), r.stderr.text())
+		} else {
+			l := errs[0]
+			if l.msg() != "cannot listen" || !strings.Contains(l.raw, addr) || !strings.Contains(l.raw, reason) {
+				t.Errorf("error record %s\nwant msg \"cannot listen\" naming %s and %q", l.raw, addr, reason)
+			}
+		}
+		if n := r.stderr.count("worker started"); n != 0 {
+			t.Errorf("%d workers started", n)
+		}
+		if strings.Contains(r.stdout.text(), workerSays) {
+			t.Errorf("a worker ran:\n%s", r.stdout.text())
+		}
+	}
+	for _, policy := range []string{"none", "reuseport"} {
+		t.Run("in-use/"+policy, func(t *testing.T) {
+			t.Parallel()
+			held, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer held.Close()
+			addr := held.Addr().String()
+			r, code := runHerd(t, spec{
+				env:  []string{"HERD_WORKERS=2", "HERD_LISTEN=" + addr, "HERD_SCHED_POLICY=" + policy},
+				args: worker,
+			})
+			check(t, r, code, addr, "address already in use")
+		})
+		t.Run("privileged/"+policy, func(t *testing.T) {
+			t.Parallel()
+			b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+			if err != nil {
+				missing(t, "net.ipv4.ip_unprivileged_port_start: %v", err)
+			}
+			if n, _ := strconv.Atoi(strings.TrimSpace(string(b))); n <= 80 {
+				missing(t, "port 80 is unprivileged here (ip_unprivileged_port_start=%d)", n)
+			}
+			r, code := runHerd(t, spec{
+				nobody: true, dir: "/",
+				env:  []string{"HERD_WORKERS=2", "HERD_LISTEN=127.0.0.1:80", "HERD_SCHED_POLICY=" + policy},
+				args: worker,
+			})
+			check(t, r, code, "127.0.0.1:80", "permission denied")
+		})
+	}
+	for _, bad := range []string{"localhost:80", ":99999", "127.0.0.1", "udp://:53"} {
+		t.Run("invalid/"+bad, func(t *testing.T) {
+			t.Parallel()
+			r, code := runHerd(t, spec{env: []string{"HERD_WORKERS=1", "HERD_LISTEN=" + bad}, args: worker})
+			if code != 2 {
+				t.Errorf("HERD_LISTEN=%s: exit code %d, want 2", bad, code)
+			}
+			var lines []string
+			for _, l := range r.stderr.snapshot() {
+				if strings.TrimSpace(l.raw) != "" {
+					lines = append(lines, l.raw)
+				}
+			}
+			if len(lines) != 1 || !strings.Contains(lines[0], "HERD_LISTEN") || !strings.Contains(lines[0], bad) {
+				t.Errorf("stderr: want one line naming HERD_LISTEN and %q, got:\n%s", bad, strings.Join(lines, "\n"))
+			}
+			if strings.Contains(r.stdout.text(), workerSays) || r.stderr.count("worker started") != 0 {
+				t.Errorf("a worker ran")
+			}
+		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// reuseport: the slot's socket outlives its worker
+
+// TestReuseportCrashKeepsQueue: reuseport, one worker, so every connection
+// lands on that slot's socket. The worker answers /stall/2, then accepts
+// nothing for 2 s and exits 1. Meanwhile K clients connect (the kernel
+// completes the handshakes and queues them) and send a request. herd
+// restarts the slot on the same socket and the replacement answers every
+// queued connection: K responses from the new pid, no reset, no refusal.
+// Negative control: the same server owning its own socket (not under herd)
+// dies the same way and every queued connection fails, so the test can
+// tell the difference.
+func TestReuseportCrashKeepsQueue(t *testing.T) {
+	t.Parallel()
+	py := ltPython(t, false)
+	server := ltScript(t, "listen_server.py")
+	const k = 16
+
+	t.Run("herd", func(t *testing.T) {
+		t.Parallel()
+		r := start(t, spec{
+			env: []string{"HERD_WORKERS=1", "HERD_LISTEN=127.0.0.1:0", "HERD_SCHED_POLICY=reuseport",
+				"HERD_BACKOFF_MIN=50ms"},
+			args: cmdArgs(py, server),
+		})
+		ws, _ := ltWorkers(t, r, "listen_server", 0, 1)
+		r.waitLog("worker listening", "index", 0)
+		addr := net.JoinHostPort("127.0.0.1", ltSamePort(t, ws))
+
+		stalled := ltStall(t, addr, 2)
+		collect := ltQueue(t, addr, k)
+		if r.stderr.count("worker exited") != 0 {
+			t.Fatalf("precondition: the worker exited before the %d connections were queued (the machine is too slow for a 2 s stall)", k)
+		}
+		_, i := ltWait(t, r, 0, "worker exited", "index", 0, "pid", stalled, "code", 1)
+		ltWait(t, r, i, "worker started", "index", 0)
+		tl := collect()
+		ok, failed := tl.counts()
+		t.Logf("%d queued connections across the crash: %v", k, tl)
+		if ok != k || failed != 0 {
+			t.Errorf("queued connections: %d answered, %d failed; want all %d answered: %v", ok, failed, k, tl)
+		}
+		if tl.pids[stalled] != 0 {
+			t.Errorf("the stalled worker answered %d queued connections: the test did not queue them", tl.pids[stalled])
+		}
+	})
+
+	t.Run("negative-control", func(t *testing.T) {
+		t.Parallel()
+		cmd := exec.Command(py, server, "--bind", "127.0.0.1:0", "--no-ready")
+		cmd.Env = cleanEnv()
+		out := newLineBuf()
+		cmd.Stdout = out
+		cmd.Stderr = out
+		cmd.WaitDelay = 5 * time.Second
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait(); out.close() }()
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			<-done
+		})
+		l, _, ok := out.find(0, ltGuard, func(l logLine) bool { _, ok := ltFields(l.raw, "listen_server"); return ok })
+		if !ok {
+			t.Fatalf("the server did not start:\n%s", out.text())
+		}
+		m, _ := ltFields(l.raw, "listen_server")
+		addr := net.JoinHostPort("127.0.0.1", m["port"])
+		ltStall(t, addr, 2)
+		collect := ltQueue(t, addr, k)
+		select {
+		case err := <-done:
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Errorf("the server ended with %v, want exit 1", err)
+			}
+			done <- err
+		case <-time.After(ltGuard):
+			t.Fatal("hang guard: the stalled server did not exit")
+		}
+		tl := collect()
+		ok2, failed := tl.counts()
+		t.Logf("negative control: %d queued connections when the socket's owner died: %v", k, tl)
+		if ok2 != 0 || failed != k {
+			t.Errorf("negative control: %d answered, %d failed; want all %d to fail (the queue dies with its socket)", ok2, failed, k)
+		}
+	})
+}
+
+// ---------------------------------------------------------------------------
+// Watchdog
+
+// TestWatchdogRestart: HERD_WATCHDOG_TIMEOUT=500ms. Workers see
+// WATCHDOG_USEC=500000. A worker that sends WATCHDOG=1 every 100 ms for 1 s
+// and then stops is SIGKILLed after being silent for at least the timeout
+// (and within a generous bound), its slot is restarted, and the replacement
+// runs; a worker that keeps beating is never killed in 2.5 s.
+func TestWatchdogRestart(t *testing.T) {
+	t.Parallel()
+	py := ltPython(t, false)
+	server := ltScript(t, "listen_server.py")
+	env := []string{"HERD_WORKERS=1", "HERD_LISTEN=127.0.0.1:0", "HERD_WATCHDOG_TIMEOUT=500ms", "HERD_BACKOFF_MIN=100ms"}
+
+	t.Run("stops-beating", func(t *testing.T) {
+		t.Parallel()
+		r := start(t, spec{env: env, args: cmdArgs(py, server, "--beat-for", "1")})
+		ws, next := ltWorkers(t, r, "listen_server", 0, 1)
+		if ws[0]["watchdog_usec"] != "500000" {
+			t.Errorf("WATCHDOG_USEC=%q, want 500000", ws[0]["watchdog_usec"])
+		}
+		pid := ws[0]["pid"]
+		if _, _, ok := r.stdout.find(0, ltGuard, func(l logLine) bool { return l.raw == "listen_server pid="+pid+" beats stopped" }); !ok {
+			t.Fatalf("the worker never stopped beating (herd exited: %v)", r.exited())
+		}
+		wd, i := ltWait(t, r, 0, "worker watchdog timeout: no WATCHDOG=1; killing it", "pid", pid)
+		ex, i := ltWait(t, r, i, "worker exited", "pid", pid)
+		ltWait(t, r, i, "worker restart scheduled", "index", 0)
+		ltWait(t, r, i, "worker started", "index", 0)
+		ltWorkers(t, r, "listen_server", next, 1) // the replacement runs
+		silent, err := time.ParseDuration(wd.str("silent"))
+		if err != nil || silent < 500*time.Millisecond || silent > 5*time.Second {
+			t.Errorf("killed after %q of silence (%v), want between the 500ms timeout and 5s", wd.str("silent"), err)
+		}
+		if ex.str("status") != "signal KILL" {
+			t.Errorf("the silent worker ended with %q, want signal KILL", ex.str("status"))
+		}
+		if up, err := time.ParseDuration(ex.str("uptime")); err != nil || up < 1500*time.Millisecond {
+			t.Errorf("killed after an uptime of %q: before 1 s of beats + 500ms of silence", ex.str("uptime"))
+		}
+		for _, l := range r.logs("worker watchdog timeout: no WATCHDOG=1; killing it") {
+			if l.str("pid") == pid && l.raw != wd.raw {
+				t.Errorf("the worker was reported silent twice: %s", l.raw)
+			}
+		}
+	})
+
+	t.Run("keeps-beating", func(t *testing.T) {
+		t.Parallel()
+		r := start(t, spec{env: env, args: cmdArgs(py, server, "--beat-for", "-1")})
+		ws, _ := ltWorkers(t, r, "listen_server", 0, 1)
+		if ws[0]["watchdog_usec"] != "500000" {
+			t.Errorf("WATCHDOG_USEC=%q, want 500000", ws[0]["watchdog_usec"])
+		}
+		r.waitLog("worker listening", "index", 0)
+		time.Sleep(2500 * time.Millisecond)
+		if n := r.stderr.count("worker watchdog timeout: no WATCHDOG=1; killing it"); n != 0 {
+			t.Errorf("a beating worker was killed by the watchdog %d times", n)
+		}
+		if n := r.stderr.count("worker exited"); n != 0 || r.stderr.count("worker started") != 1 {
+			t.Errorf("%d worker exits, %d starts; want 0 and 1", n, r.stderr.count("worker started"))
+		}
+	})
+}
+
+// ---------------------------------------------------------------------------
+// Privilege drop
+
+// TestPrivilegeDrop: herd runs as root and binds 127.0.0.1:<port> (and
+// 127.0.0.1:80 when it is free); HERD_UID/HERD_GID make the workers run as
+// 65534 with no supplementary groups. The worker reports uid and gid 65534
+// in its start line and in responses on every socket, and says READY=1
+// through NOTIFY_SOCKET as that user.
+func TestPrivilegeDrop(t *testing.T) {
+	t.Parallel()
+	py := ltPython(t, true)
+	server := ltScript(t, "listen_server.py")
+	if os.Geteuid() != 0 {
+		missing(t, "root (euid %d)", os.Geteuid())
+	}
+	listen := "127.0.0.1:0"
+	with80 := false
+	if l, err := net.Listen("tcp4", "127.0.0.1:80"); err == nil {
+		l.Close()
+		listen += ",127.0.0.1:80"
+		with80 = true
+	} else {
+		t.Logf("port 80 not tested: %v", err)
+	}
+	cases := [][]string{{"HERD_UID=65534", "HERD_GID=65534"}}
+	if u, err := user.Lookup("nobody"); err == nil && u.Uid == "65534" && u.Gid == "65534" {
+		cases = append(cases, []string{"HERD_UID=nobody"}) // the user's primary group
+	}
+	for _, ids := range cases {
+		// One after the other: both may bind port 80.
+		t.Run(strings.Join(ids, ","), func(t *testing.T) {
+			r := start(t, spec{
+				dir:  "/", // a working directory uid 65534 may enter
+				env:  append([]string{"HERD_WORKERS=1", "HERD_LISTEN=" + listen}, ids...),
+				args: cmdArgs(py, server),
+			})
+			ws, _ := ltWorkers(t, r, "listen_server", 0, 1)
+			r.waitLog("worker listening", "index", 0)
+			w := ws[0]
+			if w["uid"] != "65534" || w["gid"] != "65534" || w["groups"] != "" {
+				t.Errorf("worker uid=%s gid=%s groups=%q, want 65534, 65534 and none", w["uid"], w["gid"], w["groups"])
+			}
+			ports := strings.Split(w["port"], ",")
+			if want := strings.Count(listen, ",") + 1; len(ports) != want || w["listen_fds"] != strconv.Itoa(want) {
+				t.Fatalf("worker got ports %v (LISTEN_FDS=%s), want %d sockets", ports, w["listen_fds"], want)
+			}
+			if with80 && ports[1] != "80" {
+				t.Errorf("second socket on port %s, want 80", ports[1])
+			}
+			c := ltClient()
+			for _, p := range ports {
+				code, body, err := ltGet(c, "http://127.0.0.1:"+p+"/")
+				if err != nil || code != http.StatusOK || !strings.Contains(body, " uid=65534 gid=65534") {
+					t.Errorf("port %s: code %d body %q err %v; want 200 from uid/gid 65534", p, code, body, err)
+				}
+			}
+			// herd itself stays root (it could bind port 80 and keeps the sockets).
+			if st, err := statusField(r.herdPID(), "Uid"); err != nil || strings.Fields(st)[0] != "0" {
+				t.Errorf("herd's Uid: %q (%v), want 0", st, err)
+			}
+		})
+	}
+
+	// A command the workers' user may not execute (it lies in a directory
+	// only root may enter) cannot start: herd says so and exits 126 (A4),
+	// with sockets to hand over (through the launcher) as without.
+	for _, listen := range []bool{false, true} {
+		t.Run(fmt.Sprintf("not-executable-as-65534/listen=%v", listen), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir() // under a 0700 directory of root's
+			prog := filepath.Join(dir, "worker.sh")
+			if err := os.WriteFile(prog, []byte("#!/bin/sh\necho WORKER-RAN\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if ltOthersMayRun(prog) {
+				t.Fatalf("%s is reachable by others: the case needs a directory only root may enter", prog)
+			}
+			env := []string{"HERD_WORKERS=1", "HERD_UID=65534", "HERD_GID=65534"}
+			if listen {
+				env = append(env, "HERD_LISTEN=127.0.0.1:0")
+			}
+			r := start(t, spec{dir: "/", env: env, args: cmdArgs(prog)})
+			code := r.exitCode(10 * time.Second)
+			if code != 126 {
+				t.Errorf("exit code %d, want 126 (not executable)", code)
+			}
+			if n := r.stderr.count("worker restart scheduled"); n != 0 {
+				t.Errorf("a command that cannot be executed was restarted %d times", n)
+			}
+			if n := r.stderr.count("cannot start command"); n != 1 {
+				t.Errorf("%d \"cannot start command\" records, want 1", n)
+			}
+		})
+	}
+}
