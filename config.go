@@ -41,7 +41,7 @@ type Config struct {
 	Listen          Listen    `envconfig:"HERD_LISTEN" desc:"addresses herd binds before any worker starts, separated by commas: :8080, 0.0.0.0:8080, [::]:8080, tcp4://..., tcp6://..., unix:///run/app.sock?mode=0660&owner=app&group=app&name=web"`
 	Backlog         Count     `envconfig:"HERD_BACKLOG" desc:"listen backlog of each socket (0: the kernel's net.core.somaxconn)"`
 	SchedPolicy     Policy    `envconfig:"HERD_SCHED_POLICY" desc:"how workers get the sockets: none (alias shared: every worker gets every socket as fd 3.. with LISTEN_FDS) or reuseport (one SO_REUSEPORT socket per worker slot)"`
-	ReadySignal     Ready     `envconfig:"HERD_READY_SIGNAL" desc:"what makes a worker count as listening: listening (it says so: sd_notify READY=1), notify (READY=1 only) or started (its process runs)"`
+	ReadySignal     Ready     `envconfig:"HERD_READY_SIGNAL" desc:"what makes a worker count as listening: listening (it says so: sd_notify READY=1), notify (READY=1 only) or started (its process has run for a second)"`
 	ReadyTimeout    Duration  `envconfig:"HERD_READY_TIMEOUT" desc:"how long a rolling restart waits for a replacement to listen before it gives up"`
 	WatchdogTimeout Duration  `envconfig:"HERD_WATCHDOG_TIMEOUT" desc:"restart a worker that sends no sd_notify WATCHDOG=1 for this long (0: off); workers get WATCHDOG_USEC"`
 	UID             UserID    `envconfig:"HERD_UID" desc:"user the workers run as, a name or a number (empty: herd's own)"`
