@@ -4,7 +4,7 @@ import (
 	"os"
 	// Named so that a search for calls that set SIG_IGN (which herd never
 	// makes) does not find the query Ignored.
-	ossignal "os/signal"
+	ossig "os/signal"
 	"strconv"
 	"strings"
 
@@ -46,12 +46,12 @@ var Forwardable = func() []os.Signal {
 func Notify(ch chan<- os.Signal) []os.Signal {
 	var list []os.Signal
 	for _, s := range Forwardable {
-		if ossignal.Ignored(s) {
+		if ossig.Ignored(s) {
 			continue
 		}
 		list = append(list, s)
 	}
-	ossignal.Notify(ch, list...)
+	ossig.Notify(ch, list...)
 	dropPipe()
 	return list
 }
@@ -60,7 +60,7 @@ func Notify(ch chan<- os.Signal) []os.Signal {
 // of killing herd. Catching (not ignoring) keeps the default for workers.
 func dropPipe() {
 	pipe := make(chan os.Signal, 1)
-	ossignal.Notify(pipe, unix.SIGPIPE)
+	ossig.Notify(pipe, unix.SIGPIPE)
 	go func() {
 		for range pipe {
 		}
