@@ -25,7 +25,7 @@ go vet ./...
 go test -race -count=1 -timeout 12m ./...
 
 # Every parser's fuzz target, a few seconds each: they must never panic.
-for pkg in ./cluster/cpus ./cluster ./init; do
+for pkg in ./cluster/cpus ./cluster ./cluster/ipc ./init; do
   for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
     go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-3s}" "$pkg"
   done

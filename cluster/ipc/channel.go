@@ -1,0 +1,203 @@
+package ipc
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Defaults for the bounds a Channel enforces.
+const (
+	DefaultMaxLine       = 16 << 20 // bytes in one received line
+	DefaultMaxQueueBytes = 64 << 20 // bytes waiting to be written
+	DefaultMaxQueueLen   = 1 << 16  // messages waiting to be written
+)
+
+// readBufSize matches libuv's read size, so both sides cut the stream alike.
+const readBufSize = 64 << 10
+
+// oobSize has room for a few SCM_RIGHTS fds: enough to see (and close) a
+// misbehaving peer's extras instead of having the kernel truncate them.
+var oobSize = unix.CmsgSpace(8 * 4)
+
+// Option configures a Channel.
+type Option func(*config)
+
+type config struct {
+	maxLine       int
+	maxQueueBytes int
+	maxQueueLen   int
+	keepHandles   bool
+	trace         func(Event)
+}
+
+// WithMaxLine sets the longest line Run accepts (bytes, without the '\n');
+// a longer one is a KindLineTooLong ProtocolError. Node has no limit of its
+// own, so this only protects herd from a misbehaving app. Default 16 MiB.
+func WithMaxLine(n int) Option { return func(c *config) { c.maxLine = n } }
+
+// WithMaxQueue bounds what may wait to be written to a worker that stopped
+// reading: bytes and number of messages. Past either, Send returns
+// ErrBackpressure (one message larger than the byte bound is still taken
+// when nothing else waits). Defaults 64 MiB and 65536.
+func WithMaxQueue(bytes, messages int) Option {
+	return func(c *config) { c.maxQueueBytes, c.maxQueueLen = bytes, messages }
+}
+
+// WithKeepHandles makes Run hand the fd of an incoming NODE_HANDLE to the
+// caller in Message.FD (the caller must close it) instead of closing it. herd
+// as a primary never wants the handles an app sends; a worker-side user of
+// this package (newconn, a shared listening socket) does.
+func WithKeepHandles() Option { return func(c *config) { c.keepHandles = true } }
+
+// WithTrace calls fn for every line written and read, in the order herd
+// wrote and parsed them. fn runs synchronously with the channel's lock held: it
+// must be quick and must not call the Channel. Event.Line is only valid
+// during the call.
+func WithTrace(fn func(Event)) Option { return func(c *config) { c.trace = fn } }
+
+// Op is the direction of a traced line.
+type Op int
+
+const (
+	// OpWrite: the first byte of a line (and its fd, if any) went out in one
+	// sendmsg. The rest of a long line may follow later.
+	OpWrite Op = iota + 1
+	// OpRead: a complete line came in.
+	OpRead
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpWrite:
+		return "write"
+	case OpRead:
+		return "read"
+	}
+	return fmt.Sprintf("Op(%d)", int(o))
+}
+
+// Event is one traced line.
+type Event struct {
+	Op   Op
+	Line []byte // without '\n'
+	FD   int    // the fd sent with the line or claimed by it, else -1
+}
+
+// Channel is herd's end of one worker's IPC socket: a framed JSON reader
+// (Run) and a writer that carries fds (Send, SendHandle). Its methods are
+// safe for concurrent use. See the package documentation for the invariants.
+type Channel struct {
+	file *os.File        // herd's end, non-blocking, registered with the netpoller
+	rc   syscall.RawConn // file's; its Read and Write never touch O_NONBLOCK
+	cfg  config
+
+	running atomic.Bool // Run has been called
+
+	mu       sync.Mutex
+	closed   bool
+	err      error     // sticky: the channel can no longer write (peer gone, write error)
+	cur      *outMsg   // the line being written; may be partly out
+	urgent   []*outMsg // ACK/NACK owed to the worker: never behind a pending handle
+	queue    []*outMsg // everything else, in order
+	qbytes   int       // bytes not yet written, over cur, urgent and queue
+	pending  *outMsg   // herd's handle awaiting NODE_HANDLE_ACK/NACK
+	flushing bool      // a goroutine waits for the socket to become writable
+}
+
+// Pair makes the socketpair for one worker: AF_UNIX SOCK_STREAM, both ends
+// close-on-exec, herd's end non-blocking. child is the raw fd to give the
+// worker: pass it in syscall.ProcAttr.Files (which dup2s it into place and so
+// clears close-on-exec in the child only), set NODE_CHANNEL_FD to its number
+// there, and close child in herd right after the worker started, or herd
+// never sees EOF when the worker dies. Never wrap child in an os.File and
+// call Fd on it.
+func Pair(opts ...Option) (herd *Channel, child int, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, -1, fmt.Errorf("ipc: socketpair: %w", err)
+	}
+	c, err := Open(fds[0], opts...)
+	if err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, -1, err
+	}
+	return c, fds[1], nil
+}
+
+// Open makes a Channel of fd, a connected AF_UNIX SOCK_STREAM socket (for
+// instance the NODE_CHANNEL_FD a worker inherited). It sets O_NONBLOCK and
+// FD_CLOEXEC on fd, and the Channel owns fd from then on; on error fd is
+// left open and stays the caller's.
+func Open(fd int, opts ...Option) (*Channel, error) {
+	cfg := config{maxLine: DefaultMaxLine, maxQueueBytes: DefaultMaxQueueBytes, maxQueueLen: DefaultMaxQueueLen}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.maxLine <= 0 || cfg.maxQueueBytes <= 0 || cfg.maxQueueLen <= 0 {
+		return nil, fmt.Errorf("ipc: bounds must be positive: max line %d, max queue %d bytes and %d messages", cfg.maxLine, cfg.maxQueueBytes, cfg.maxQueueLen)
+	}
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return nil, fmt.Errorf("ipc: fd %d: %w", fd, err)
+	}
+	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil {
+		return nil, fmt.Errorf("ipc: fd %d: %w", fd, err)
+	}
+	if typ != unix.SOCK_STREAM || dom != unix.AF_UNIX {
+		return nil, fmt.Errorf("ipc: fd %d is not an AF_UNIX SOCK_STREAM socket: node's channel needs one to pass fds", fd)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return nil, fmt.Errorf("ipc: fd %d: set O_NONBLOCK: %w", fd, err)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("ipc: fd %d: set FD_CLOEXEC: %w", fd, err)
+	}
+	// O_NONBLOCK is set, so os.NewFile registers the fd with the netpoller.
+	file := os.NewFile(uintptr(fd), "ipc")
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("ipc: fd %d: %w", fd, err)
+	}
+	return &Channel{file: file, rc: rc, cfg: cfg}, nil
+}
+
+// Close closes herd's end of the channel. For a node worker that is the
+// dead-man switch: it reads EOF and calls process.exit(0) at once, without
+// draining requests (use the cluster-level disconnect for a graceful stop).
+// Handles still queued or awaiting ACK get done(false). Run returns
+// ErrClosed. A second Close returns ErrClosed.
+func (c *Channel) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.closed = true
+	fails := c.failLocked()
+	c.mu.Unlock()
+	runDone(fails)
+	// Outside mu: Close waits for a flusher inside rc.Write to leave, and
+	// that flusher takes mu.
+	if err := c.file.Close(); err != nil {
+		return fmt.Errorf("ipc: close: %w", err)
+	}
+	return nil
+}
+
+// Pending reports whether a handle herd sent still awaits the worker's
+// NODE_HANDLE_ACK or NACK. While it does, everything else herd sends waits
+// (a round-robin dispatcher gives connections to workers that are not
+// pending).
+func (c *Channel) Pending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending != nil
+}
