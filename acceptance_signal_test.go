@@ -327,14 +327,25 @@ func TestS7WorkerFds(t *testing.T) {
 			t.Errorf("control run printed %q, want fds: 0 1 2 3 4", r.stdout.text())
 		}
 	})
-	t.Run("worker of herd", func(t *testing.T) {
-		t.Parallel()
-		r, code := runHerd(t, spec{env: oneWorkerNever, args: cmdArgs(helperArgv("fds")...), extra: extra})
-		if code != 0 {
-			t.Fatalf("exit code %d, want 0", code)
-		}
-		if out := r.stdout.text(); !strings.HasPrefix(out, "fds: 0 1 2\n") {
-			t.Errorf("worker's fds: %q, want \"fds: 0 1 2\"", out)
-		}
-	})
+	// The fds meant for a worker: 0-2, and Node's cluster channel (fd 3,
+	// NODE_CHANNEL_FD) unless HERD_NODE_CHANNEL=false.
+	for _, tc := range []struct {
+		channel, want string
+	}{{"true", "fds: 0 1 2 3\n"}, {"false", "fds: 0 1 2\n"}} {
+		t.Run("worker of herd, channel "+tc.channel, func(t *testing.T) {
+			t.Parallel()
+			env := append([]string{"HERD_NODE_CHANNEL=" + tc.channel}, oneWorkerNever...)
+			r, code := runHerd(t, spec{env: env, args: cmdArgs(helperArgv("fds")...), extra: extra})
+			if code != 0 {
+				t.Fatalf("exit code %d, want 0", code)
+			}
+			out := r.stdout.text()
+			if !strings.HasPrefix(out, tc.want) {
+				t.Errorf("worker's fds: %q, want %q", out, tc.want)
+			}
+			if tc.channel == "true" && !strings.Contains(out, "fd 3 -> socket:") {
+				t.Errorf("fd 3 is not the channel socket: %q", out)
+			}
+		})
+	}
 }

@@ -40,7 +40,8 @@ type Config struct {
 	WorkerHints     Bool      `envconfig:"HERD_WORKER_HINTS" desc:"with auto, give each worker HERD_WORKER_CPUS (its share of the budget) and size GOMAXPROCS and UV_THREADPOOL_SIZE to it, unless already set"`
 	Listen          Listen    `envconfig:"HERD_LISTEN" desc:"addresses herd binds before any worker starts, separated by commas: :8080, 0.0.0.0:8080, [::]:8080, tcp4://..., tcp6://..., unix:///run/app.sock?mode=0660&owner=app&group=app&name=web"`
 	Backlog         Count     `envconfig:"HERD_BACKLOG" desc:"listen backlog of each socket (0: the kernel's net.core.somaxconn)"`
-	SchedPolicy     Policy    `envconfig:"HERD_SCHED_POLICY" desc:"how workers get the sockets: none (alias shared: every worker gets every socket as fd 3.. with LISTEN_FDS) or reuseport (one SO_REUSEPORT socket per worker slot)"`
+	SchedPolicy     Policy    `envconfig:"HERD_SCHED_POLICY" desc:"how connections reach workers: rr (herd accepts and hands each to the next free worker over Node's cluster protocol), none (alias shared: every worker gets every socket, as fd 3.. with LISTEN_FDS and in reply to listen()) or reuseport (one SO_REUSEPORT socket per worker slot); NODE_CLUSTER_SCHED_POLICY is read when this is not set"`
+	NodeChannel     Bool      `envconfig:"HERD_NODE_CHANNEL" desc:"give every worker Node's cluster IPC channel (NODE_CHANNEL_FD, NODE_UNIQUE_ID), so an unmodified Node server's listen() runs through herd; false for workers that must not see Node's variables"`
 	ReadySignal     Ready     `envconfig:"HERD_READY_SIGNAL" desc:"what makes a worker count as listening: listening (it says so: sd_notify READY=1), notify (READY=1 only) or started (its process has run for a second)"`
 	ReadyTimeout    Duration  `envconfig:"HERD_READY_TIMEOUT" desc:"how long a rolling restart waits for a replacement to listen before it gives up"`
 	WatchdogTimeout Duration  `envconfig:"HERD_WATCHDOG_TIMEOUT" desc:"restart a worker that sends no sd_notify WATCHDOG=1 for this long (0: off); workers get WATCHDOG_USEC"`
@@ -82,6 +83,7 @@ func Defaults() Config {
 		ExitRemap:       Remap{},
 		StopSignal:      Signal(unix.SIGTERM),
 		SchedPolicy:     Policy(cluster.PolicyNone),
+		NodeChannel:     true,
 		ReadySignal:     Ready(cluster.ReadyListening),
 		ReadyTimeout:    Duration(60 * time.Second),
 		HealthAddr:      ":9090",
@@ -273,6 +275,13 @@ func (l *Loaded) loadEnv() error {
 		if _, ok := os.LookupEnv(s.env); ok {
 			l.Sources[s.env] = FromEnv
 		}
+	}
+	// Node's own variable for the policy, when herd's is not set.
+	if v, ok := os.LookupEnv("NODE_CLUSTER_SCHED_POLICY"); ok && l.Sources["HERD_SCHED_POLICY"] != FromEnv {
+		if err := l.SchedPolicy.Set(v); err != nil {
+			return badValue("NODE_CLUSTER_SCHED_POLICY", v, err)
+		}
+		l.Sources["HERD_SCHED_POLICY"] = FromEnv
 	}
 	return nil
 }

@@ -205,6 +205,7 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 		Specs:           cfg.Listen,
 		Backlog:         int(cfg.Backlog),
 		Launcher:        self,
+		Channel:         bool(cfg.NodeChannel),
 		Ready:           cluster.ReadySignal(cfg.ReadySignal),
 		ReadyTimeout:    time.Duration(cfg.ReadyTimeout),
 		Notes:           notes,

@@ -18,9 +18,12 @@ const (
 	// PolicyReuseport gives each slot its own SO_REUSEPORT socket per
 	// address; the kernel hashes connections over them.
 	PolicyReuseport Policy = "reuseport"
+	// PolicyRR: herd accepts and hands each connection to the next free
+	// worker over Node's cluster protocol, as Node's primary does.
+	PolicyRR Policy = "rr"
 )
 
-// ParsePolicy accepts none (or its alias shared) and reuseport.
+// ParsePolicy accepts rr, none (or its alias shared) and reuseport.
 func ParsePolicy(s string) (Policy, error) {
 	switch s {
 	case "none", "shared":
@@ -28,9 +31,9 @@ func ParsePolicy(s string) (Policy, error) {
 	case "reuseport":
 		return PolicyReuseport, nil
 	case "rr":
-		return "", fmt.Errorf("rr (herd accepts and hands connections over Node's cluster protocol) is not available yet: use none or reuseport")
+		return PolicyRR, nil
 	}
-	return "", fmt.Errorf("must be none (alias shared) or reuseport")
+	return "", fmt.Errorf("must be rr (herd accepts; workers speak Node's cluster protocol), none (alias shared) or reuseport")
 }
 
 // ReadySignal says what makes a worker count as listening.
@@ -74,6 +77,16 @@ func (s *Supervisor) afterStart(w *worker) {
 			}
 		})
 		return
+	}
+	if s.cfg.Policy == PolicyRR && w.ch != nil {
+		s.later(onlineWarnAfter, func() {
+			if s.workers[w.pid] == w && !w.online && !s.warnedOnline {
+				s.warnedOnline = true
+				s.log.Warn("worker has said nothing on its cluster channel: HERD_SCHED_POLICY=rr needs workers that speak "+
+					"Node's cluster protocol (Node, or Go with herd's worker package); none or reuseport serve the others",
+					"id", w.id, "pid", w.pid)
+			}
+		})
 	}
 	if s.warnedReady {
 		return

@@ -138,9 +138,14 @@ func (s *Supervisor) retire(w *worker, reason string) {
 	}
 	w.retired = true
 	w.state = StateStopping
-	s.log.Info("worker stopping", "id", w.id, "index", w.slot.index, "pid", w.pid,
-		"signal", initproc.SignalName(s.cfg.StopSignal), "reason", reason)
-	s.signalGroup(w.pid, s.cfg.StopSignal)
+	if w.speaksProtocol() {
+		s.log.Info("worker stopping", "id", w.id, "index", w.slot.index, "pid", w.pid, "signal", "disconnect", "reason", reason)
+		s.disconnect(w)
+	} else {
+		s.log.Info("worker stopping", "id", w.id, "index", w.slot.index, "pid", w.pid,
+			"signal", initproc.SignalName(s.cfg.StopSignal), "reason", reason)
+		s.signalGroup(w.pid, s.cfg.StopSignal)
+	}
 	s.later(s.cfg.ShutdownTimeout, func() {
 		if s.workers[w.pid] == w {
 			s.log.Warn("worker did not stop in time; killing it", "id", w.id, "pid", w.pid)

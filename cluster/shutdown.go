@@ -27,8 +27,12 @@ type stopState struct {
 	killed    int
 	killUntil time.Time
 	groups    map[int]bool // process groups the stop signal went to
-	signalled map[int]bool // other processes the stop signal went to
-	lastScan  time.Time
+	// disconnects are protocol workers still to be sent disconnect: once
+	// the connections herd accepted are handed on (or a second has passed).
+	disconnects []*worker
+	began       time.Time
+	signalled   map[int]bool // other processes the stop signal went to
+	lastScan    time.Time
 }
 
 // stopSignal handles SIGTERM and SIGINT. The first drains: readiness fails
@@ -66,6 +70,7 @@ func (s *Supervisor) beginStop(sig unix.Signal, reason string) {
 	st := &s.stop
 	st.active, st.draining = true, true
 	st.reason = reason
+	st.began = time.Now()
 	st.deadline = time.Now().Add(s.cfg.ShutdownTimeout)
 	if st.delay != nil {
 		st.delay.Stop()
@@ -85,6 +90,12 @@ func (s *Supervisor) beginStop(sig unix.Signal, reason string) {
 	// a queue that nobody will take from, to be reset when herd exits.
 	s.closeSockets()
 	closeAll(s.cfg.Listeners)
+	for _, srv := range s.servers {
+		if srv.accept != nil { // rr: what is queued still goes to the workers
+			_ = srv.accept.Close()
+			srv.accept = nil
+		}
+	}
 	stopSig := s.cfg.StopSignal
 	if sig != 0 {
 		s.log.Info("shutdown", "signal", initproc.SignalName(sig), "stop_signal", initproc.SignalName(stopSig),
@@ -96,9 +107,42 @@ func (s *Supervisor) beginStop(sig unix.Signal, reason string) {
 			return // has had the stop signal already
 		}
 		w.state = StateStopping
+		if w.speaksProtocol() {
+			st.disconnects = append(st.disconnects, w)
+			return
+		}
 		s.signalGroup(w.pid, stopSig)
 	})
+	s.sendDisconnects()
 	s.signalOthers(stopSig)
+}
+
+// sendDisconnects asks the protocol workers to stop once no accepted
+// connection waits in herd for them, or a second after the stop began.
+func (s *Supervisor) sendDisconnects() {
+	st := &s.stop
+	if len(st.disconnects) == 0 {
+		return
+	}
+	if time.Since(st.began) < time.Second {
+		for _, srv := range s.servers {
+			if len(srv.queue) > 0 {
+				return
+			}
+			for w := range srv.workers {
+				if w.rr != nil {
+					return
+				}
+			}
+		}
+	}
+	for _, w := range st.disconnects {
+		if s.workers[w.pid] == w {
+			s.log.Debug("disconnect", "id", w.id, "pid", w.pid)
+			s.disconnect(w)
+		}
+	}
+	st.disconnects = nil
 }
 
 // others lists the processes, besides the worker groups already signalled,
@@ -176,6 +220,7 @@ func (s *Supervisor) shutdownTick() {
 		s.kill()
 		return
 	}
+	s.sendDisconnects()
 	if s.stop.killUntil.IsZero() && time.Since(s.stop.lastScan) >= 5*shutdownTick {
 		s.signalOthers(s.cfg.StopSignal)
 	}

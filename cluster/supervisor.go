@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/herd-sh/herd/cluster/cpus"
+	"github.com/herd-sh/herd/cluster/ipc"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
 	"golang.org/x/sys/unix"
@@ -69,6 +70,10 @@ type Config struct {
 	// WATCHDOG=1 for this long (WATCHDOG_USEC tells it the period).
 	Watchdog time.Duration
 
+	// Channel gives every worker Node's cluster IPC channel
+	// (NODE_CHANNEL_FD): herd then plays Node's cluster primary.
+	Channel bool
+
 	// Credential, when set, is the user and group the workers run as.
 	Credential *syscall.Credential
 	// Foreground hands the controlling terminal on fd 0 to the worker in
@@ -98,6 +103,10 @@ type Supervisor struct {
 	done    chan struct{}
 	snap    atomic.Pointer[Snapshot]
 
+	ipcEvents  chan ipcEvent
+	handleAcks chan handleAck
+	conns      chan connEvent
+
 	// Owned by the Run goroutine.
 	slots        []*slot         // slots 0..desired-1
 	workers      map[int]*worker // every worker with a process, by pid
@@ -112,11 +121,14 @@ type Supervisor struct {
 	failure      *int
 	stop         stopState
 	closeLater   map[*slot]struct{} // removed slots whose sockets wait for their workers
+	servers      map[string]*server // addresses workers listen on through the protocol, by key
+	seq          int64              // herd's cluster message counter
 	// readiness
 	initialSlots  map[*slot]bool // the first cohort, until each has listened once
 	startedUp     bool
 	lastListening time.Time
 	warnedReady   bool
+	warnedOnline  bool
 }
 
 type slot struct {
@@ -142,6 +154,12 @@ type worker struct {
 	beat      time.Time // last WATCHDOG=1, or the start
 	retired   bool      // asked to stop for good (scale-down, rolling restart)
 	launch    int       // read end of the launcher's status pipe, or -1
+
+	ch      *ipc.Channel // Node's cluster channel, nil without one
+	online  bool         // the worker speaks the cluster protocol
+	planned bool         // it said exitedAfterDisconnect
+	rr      *rrConn      // its unanswered newconn
+	rrHold  time.Time    // passed over until then (it refused a connection)
 }
 
 type exitEvent struct {
@@ -183,6 +201,10 @@ func New(cfg Config, r *reaper.Reaper, log *slog.Logger) *Supervisor {
 		scale:        scaler{checks: cfg.ScaleDownChecks},
 		stop:         stopState{groups: map[int]bool{}, signalled: map[int]bool{}},
 		closeLater:   map[*slot]struct{}{},
+		servers:      map[string]*server{},
+		ipcEvents:    make(chan ipcEvent, 1024),
+		handleAcks:   make(chan handleAck, 1024),
+		conns:        make(chan connEvent, 1024),
 		initialSlots: map[*slot]bool{},
 	}
 	s.publish()
@@ -196,6 +218,7 @@ func (s *Supervisor) desired() int { return len(s.slots) }
 func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 	defer close(s.done)
 	defer s.closeSockets()
+	defer s.closeServers()
 	for i := 0; i < s.cfg.Workers; i++ {
 		sl, err := s.newSlot(i)
 		if err != nil {
@@ -247,6 +270,12 @@ func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 			s.budgetChanged(ev)
 		case m := <-s.cfg.Notes:
 			s.notified(m)
+		case ev := <-s.ipcEvents:
+			s.channelEvent(ev)
+		case c := <-s.conns:
+			s.accepted(c)
+		case a := <-s.handleAcks:
+			s.handleAcked(a)
 		case <-watchdog:
 			s.checkWatchdog()
 		case <-tick:
@@ -310,6 +339,18 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 	path, argv := s.cfg.Path, s.cfg.Args
 	env := s.workerEnv(w.id, sl)
 	w.launch = -1
+	child := -1
+	if s.cfg.Channel {
+		var err error
+		if child, err = s.openChannel(w); err != nil {
+			s.log.Error("worker start failed: no channel", "id", w.id, "index", sl.index, "err", err)
+			return nil
+		}
+		defer unix.Close(child)
+		env = append(env, "NODE_CHANNEL_FD="+strconv.Itoa(len(files)), "NODE_UNIQUE_ID="+strconv.Itoa(w.id),
+			"NODE_CHANNEL_SERIALIZATION_MODE=json")
+		files = append(files, uintptr(child))
+	}
 	if len(files) > 3 {
 		// Through the launcher, with a pipe on which it reports a failed
 		// execve: its exit alone would look like the worker's own 127.
@@ -342,6 +383,9 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 	if err != nil {
 		if w.launch >= 0 {
 			unix.Close(w.launch)
+		}
+		if w.ch != nil {
+			_ = w.ch.Close()
 		}
 		code, permanent := StartErrorCode(err)
 		if !permanent && !next {
@@ -377,6 +421,9 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 	}
 	s.started++
 	s.log.Info("worker started", "id", w.id, "index", sl.index, "pid", pid)
+	if w.ch != nil {
+		go s.readChannel(w)
+	}
 	s.afterStart(w)
 	return w
 }
@@ -436,6 +483,10 @@ func (s *Supervisor) exited(ev exitEvent) {
 	}
 	w.state = StateDead
 	delete(s.workers, w.pid)
+	if w.ch != nil {
+		s.dropFromServers(w)
+		_ = w.ch.Close()
+	}
 	if reason := w.launchFailure(); reason != "" {
 		// The launcher could not execve the command: as when herd itself
 		// cannot, never retried.

@@ -1,0 +1,250 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/herd-sh/herd/cluster/ipc"
+	"golang.org/x/sys/unix"
+)
+
+// The cluster layer of Node's protocol (PROTOCOL.md §4.2, §5): what herd,
+// in the role of Node's cluster primary, does with each message a worker
+// sends on its channel. Wire values are named as on the wire.
+const (
+	actOnline                = "online"
+	actQueryServer           = "queryServer"
+	actListening             = "listening"
+	actClose                 = "close"
+	actExitedAfterDisconnect = "exitedAfterDisconnect"
+	actNewconn               = "newconn"
+	actDisconnect            = "disconnect"
+)
+
+// ipcEvent is one message, or the end, of a worker's channel.
+type ipcEvent struct {
+	w   *worker
+	m   ipc.Message
+	err error // set when the channel ended: io.EOF, or a *ipc.ProtocolError
+}
+
+// handleAck is the transport's verdict on a newconn handle.
+type handleAck struct {
+	w     *worker
+	seq   int64
+	acked bool
+}
+
+// onlineWarnAfter is how long a worker under rr may stay silent on its
+// channel before herd explains that rr needs the cluster protocol.
+const onlineWarnAfter = 5 * time.Second
+
+// openChannel makes w's channel; child is the worker's end, for its fds.
+func (s *Supervisor) openChannel(w *worker) (child int, err error) {
+	ch, child, err := ipc.Pair()
+	if err != nil {
+		return -1, err
+	}
+	w.ch = ch
+	return child, nil
+}
+
+// readChannel hands every message of w's channel to the loop until it ends.
+func (s *Supervisor) readChannel(w *worker) {
+	err := w.ch.Run(context.Background(), func(m ipc.Message) {
+		select {
+		case s.ipcEvents <- ipcEvent{w: w, m: m}:
+		case <-s.done:
+		}
+	})
+	if err == nil {
+		err = errors.New("channel closed")
+	}
+	select {
+	case s.ipcEvents <- ipcEvent{w: w, err: err}:
+	case <-s.done:
+	}
+}
+
+// nextSeq numbers herd's cluster messages, one counter for every worker as
+// Node's primary does.
+func (s *Supervisor) nextSeq() int64 {
+	s.seq++
+	return s.seq - 1
+}
+
+// channelEvent applies one event of a worker's channel.
+func (s *Supervisor) channelEvent(ev ipcEvent) {
+	w := ev.w
+	if s.workers[w.pid] != w {
+		return // the worker has gone; its last words do not matter
+	}
+	if ev.err != nil {
+		var pe *ipc.ProtocolError
+		if errors.As(ev.err, &pe) {
+			s.log.Error("worker protocol error: ending the worker", "id", w.id, "pid", w.pid, "err", ev.err)
+			s.signalGroup(w.pid, unix.SIGKILL)
+		}
+		s.dropFromServers(w)
+		return
+	}
+	m := ev.m
+	if m.Cmd != ipc.CmdCluster {
+		if !m.Internal() || m.Cmd == ipc.CmdHandle {
+			s.log.Debug("worker message", "id", w.id, "pid", w.pid, "message", clip(m.Raw))
+		}
+		return
+	}
+	if m.Ack != nil && m.Act == "" {
+		s.newconnReply(w, m)
+		return
+	}
+	switch m.Act {
+	case actOnline:
+		if !w.online {
+			w.online = true
+			s.log.Debug("worker online", "id", w.id, "pid", w.pid)
+		}
+	case actQueryServer:
+		w.online = true
+		s.queryServer(w, m)
+	case actListening:
+		if s.cfg.Ready != ReadyNotify {
+			s.listening(w)
+		}
+	case actClose:
+		key := wireString(m.Fields["key"])
+		if srv := s.servers[key]; srv != nil {
+			s.leaveServer(w, srv)
+		}
+	case actExitedAfterDisconnect:
+		if m.Seq != nil {
+			_ = w.ch.Send(json.RawMessage(ipc.Reply(*m.Seq, s.nextSeq(), nil)))
+		}
+		w.planned = true
+		s.dropFromServers(w)
+	default:
+		s.log.Debug("worker cluster message ignored", "id", w.id, "act", m.Act)
+	}
+}
+
+// disconnect asks a protocol worker to stop gracefully: it closes its
+// servers, lets its connections finish, and exits when nothing is left.
+func (s *Supervisor) disconnect(w *worker) {
+	s.dropFromServers(w)
+	if err := w.ch.Send(json.RawMessage(ipc.ClusterMessage(actDisconnect, s.nextSeq(), nil))); err != nil {
+		s.signalGroup(w.pid, s.cfg.StopSignal)
+	}
+}
+
+// speaksProtocol reports whether w is stopped with disconnect.
+func (w *worker) speaksProtocol() bool { return w.ch != nil && w.online }
+
+func clip(b []byte) string {
+	if len(b) > 256 {
+		return string(b[:256]) + "..."
+	}
+	return string(b)
+}
+
+// wireString is a JSON string's value, or "" for anything else.
+func wireString(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// wireInt is a JSON number's value; ok is false for anything else.
+func wireInt(raw json.RawMessage) (int, bool) {
+	var f float64
+	if json.Unmarshal(raw, &f) != nil {
+		return 0, false
+	}
+	return int(f), true
+}
+
+// query is the address a queryServer asks for.
+type query struct {
+	address  string // "" for null (every address)
+	port     int
+	family   string // "4", "6", "-1" (unix), "udp4", "udp6"
+	fd       int    // the worker's own fd number, -1 if absent
+	ipv6Only bool
+	mode     uint32 // unix: readableAll/writableAll
+}
+
+func parseQuery(m ipc.Message) query {
+	q := query{fd: -1}
+	q.address = wireString(m.Fields["address"])
+	q.port, _ = wireInt(m.Fields["port"])
+	if n, ok := wireInt(m.Fields["addressType"]); ok {
+		q.family = strconv.Itoa(n)
+	} else {
+		q.family = wireString(m.Fields["addressType"])
+	}
+	if n, ok := wireInt(m.Fields["fd"]); ok {
+		q.fd = n
+	}
+	if n, ok := wireInt(m.Fields["flags"]); ok && q.family != "udp4" && q.family != "udp6" {
+		q.ipv6Only = n&1 != 0
+	}
+	var all bool
+	if json.Unmarshal(m.Fields["readableAll"], &all) == nil && all {
+		q.mode |= 0o444
+	}
+	if json.Unmarshal(m.Fields["writableAll"], &all) == nil && all {
+		q.mode |= 0o222
+	}
+	return q
+}
+
+// spec is the address as one of herd's ListenSpecs.
+func (q query) spec() ListenSpec {
+	sp := ListenSpec{UID: -1, GID: -1}
+	if q.family == "-1" {
+		sp.Network, sp.Address = "unix", q.address
+		sp.Mode = 0
+		if q.mode != 0 {
+			sp.Mode = 0o600 | os.FileMode(q.mode)
+		}
+		sp.Name = "unix"
+		return sp
+	}
+	sp.Network = "tcp"
+	switch {
+	case q.ipv6Only || (q.family == "6" && q.address != "" && q.address != "::"):
+		sp.Network = "tcp6"
+	case q.family == "4" && q.address != "":
+		sp.Network = "tcp4"
+	}
+	sp.Address = net.JoinHostPort(q.address, strconv.Itoa(q.port))
+	sp.Name = sp.Network + "-" + strconv.Itoa(q.port)
+	return sp
+}
+
+// matches reports whether herd's listener l is the socket q asks for.
+func (q query) matches(l *Listener) bool {
+	if q.family == "-1" {
+		return l.Spec.Network == "unix" && l.Spec.Address == q.address
+	}
+	if l.Spec.Network == "unix" || q.port == 0 || l.Port() != q.port {
+		return false
+	}
+	host, _, err := net.SplitHostPort(l.Spec.Address)
+	if err != nil {
+		return false
+	}
+	anyHost := func(h string) bool { return h == "" || h == "::" || h == "0.0.0.0" }
+	if anyHost(q.address) {
+		return anyHost(host)
+	}
+	a, b := net.ParseIP(q.address), net.ParseIP(host)
+	return a != nil && b != nil && a.Equal(b)
+}
