@@ -136,6 +136,7 @@ func (s *Supervisor) channelEvent(ev ipcEvent) {
 // disconnect asks a protocol worker to stop gracefully: it closes its
 // servers, lets its connections finish, and exits when nothing is left.
 func (s *Supervisor) disconnect(w *worker) {
+	w.disconnected = true
 	s.dropFromServers(w)
 	if err := w.ch.Send(json.RawMessage(ipc.ClusterMessage(actDisconnect, s.nextSeq(), nil))); err != nil {
 		s.signalGroup(w.pid, s.cfg.StopSignal)

@@ -261,15 +261,14 @@ func (s *Supervisor) leaveServer(w *worker, srv *server) {
 	s.closeServer(srv)
 }
 
-func (s *Supervisor) closeServer(srv *server) {
+// stopAccepting closes herd's accept loop and the sockets herd bound for
+// srv alone; a connection that comes later is refused. What is queued in
+// herd is still handed on.
+func (s *Supervisor) stopAccepting(srv *server) {
 	if srv.accept != nil {
 		_ = srv.accept.Close()
 		srv.accept = nil
 	}
-	for _, fd := range srv.queue {
-		unix.Close(fd) // nobody will serve them: the client sees a reset
-	}
-	srv.queue = nil
 	if srv.own && srv.l != nil {
 		_ = srv.l.Close()
 	}
@@ -278,6 +277,14 @@ func (s *Supervisor) closeServer(srv *server) {
 			_ = l.Close()
 		}
 	}
+}
+
+func (s *Supervisor) closeServer(srv *server) {
+	s.stopAccepting(srv)
+	for _, fd := range srv.queue {
+		unix.Close(fd) // nobody will serve them: the client sees a reset
+	}
+	srv.queue = nil
 	if srv.udp >= 0 {
 		unix.Close(srv.udp)
 	}
@@ -380,7 +387,7 @@ func (s *Supervisor) dispatch(srv *server) {
 		var w *worker
 		for i := 0; i < n; i++ {
 			cand := srv.order[(srv.next+i)%n]
-			if cand.rr != nil || cand.retired || cand.state == StateStopping || cand.ch.Pending() {
+			if cand.rr != nil || cand.disconnected || cand.ch.Pending() {
 				continue
 			}
 			if wait := cand.rrHold.Sub(now); wait > 0 {

@@ -91,10 +91,7 @@ func (s *Supervisor) beginStop(sig unix.Signal, reason string) {
 	s.closeSockets()
 	closeAll(s.cfg.Listeners)
 	for _, srv := range s.servers {
-		if srv.accept != nil { // rr: what is queued still goes to the workers
-			_ = srv.accept.Close()
-			srv.accept = nil
-		}
+		s.stopAccepting(srv) // rr: what herd queued still goes to the workers
 	}
 	stopSig := s.cfg.StopSignal
 	if sig != 0 {

@@ -158,8 +158,10 @@ type worker struct {
 	ch      *ipc.Channel // Node's cluster channel, nil without one
 	online  bool         // the worker speaks the cluster protocol
 	planned bool         // it said exitedAfterDisconnect
-	rr      *rrConn      // its unanswered newconn
-	rrHold  time.Time    // passed over until then (it refused a connection)
+	// disconnected: herd sent it disconnect; it gets no more connections
+	disconnected bool
+	rr           *rrConn   // its unanswered newconn
+	rrHold       time.Time // passed over until then (it refused a connection)
 }
 
 type exitEvent struct {
