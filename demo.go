@@ -2,29 +2,34 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/herd-sh/herd/cluster/worker"
 )
 
 // demoWorkerArg is the hidden first argument with which herd runs itself as
 // the demo's worker.
 const demoWorkerArg = "demo-worker"
 
-// demoWorker is a small HTTP server. It serves on the socket herd passes
-// as fd 3 (LISTEN_FDS, the systemd convention) or, run without one, binds
-// $PORT (default 8080) itself with SO_REUSEPORT. It tells herd it serves
-// and that it stops through sd_notify, and stops gracefully on SIGTERM or
-// SIGINT.
+// demoWorker is a small HTTP server. It listens with herd's worker package:
+// under herd that asks herd for the port over Node's cluster protocol (so
+// the demo works under every HERD_SCHED_POLICY), outside herd it binds
+// $PORT (default 8080) itself. It also reports its status through
+// sd_notify, and stops gracefully when herd disconnects it or on SIGTERM.
 func demoWorker() int {
-	ln, err := demoListener()
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	ln, err := worker.Listen("tcp", ":"+port)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "herd demo worker:", err)
 		return 1
@@ -38,42 +43,26 @@ func demoWorker() int {
 	}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, unix.SIGTERM, unix.SIGINT)
+	drained := make(chan struct{})
 	go func() {
-		<-stop
+		defer close(drained)
+		select {
+		case <-stop:
+		case <-worker.Disconnected(): // herd closed the listener already
+		}
 		sdNotify("STOPPING=1")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		_ = srv.Shutdown(ctx) // lets in-flight requests finish
 	}()
-	sdNotify("READY=1\nSTATUS=serving HTTP")
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
+	sdNotify("STATUS=serving HTTP")
+	if err := srv.Serve(ln); err != http.ErrServerClosed && !errors.Is(err, net.ErrClosed) {
 		fmt.Fprintln(os.Stderr, "herd demo worker:", err)
 		return 1
 	}
+	<-drained
+	_ = worker.Disconnect()
 	return 0
-}
-
-func demoListener() (net.Listener, error) {
-	if os.Getenv("LISTEN_FDS") != "" && os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid()) {
-		f := os.NewFile(3, "listen")
-		defer f.Close()
-		return net.FileListener(f)
-	}
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	return lc.Listen(context.Background(), "tcp", ":"+port)
 }
 
 // sdNotify sends state to $NOTIFY_SOCKET, if herd (or systemd) gave one.

@@ -20,6 +20,8 @@ const shutdownTick = 50 * time.Millisecond
 // stopState is the shutdown's progress.
 type stopState struct {
 	draining  bool        // a stop signal arrived: readiness fails from now on
+	first     time.Time   // when the first stop signal arrived
+	firstSig  unix.Signal // and which it was
 	delay     *time.Timer // the shutdown delay, while it runs
 	active    bool        // the workers have been asked to stop
 	reason    string
@@ -41,11 +43,16 @@ type stopState struct {
 func (s *Supervisor) stopSignal(sig unix.Signal) {
 	name := initproc.SignalName(sig)
 	switch {
+	case (s.stop.active || s.stop.draining) && sig == s.stop.firstSig && time.Since(s.stop.first) < duplicateSignal:
+		// The same stop sent twice at once (timeout(1), for one, signals
+		// both the process and its group): one request, not two.
+		s.log.Debug("stop signal repeated at once; taken as one", "signal", name)
 	case s.stop.active || s.stop.draining:
 		s.log.Warn("second stop signal: killing without waiting", "signal", name)
 		s.beginStop(sig, "stopped by SIG"+name)
 		s.kill()
 	case s.cfg.ShutdownDelay > 0:
+		s.stop.first, s.stop.firstSig = time.Now(), sig
 		s.stop.draining = true
 		s.log.Info("draining: readiness fails now, workers stop after the shutdown delay",
 			"signal", name, "delay", s.cfg.ShutdownDelay.String())
@@ -55,9 +62,14 @@ func (s *Supervisor) stopSignal(sig unix.Signal) {
 			}
 		})
 	default:
+		s.stop.first, s.stop.firstSig = time.Now(), sig
 		s.beginStop(sig, "stopped by SIG"+name)
 	}
 }
+
+// duplicateSignal is how soon after the first a second stop signal is
+// taken as the same request rather than "skip the wait".
+const duplicateSignal = 100 * time.Millisecond
 
 // beginStop starts the shutdown: no more restarts, the stop signal to every
 // worker group and to every other process herd is responsible for, then

@@ -456,3 +456,17 @@ func TestShutdownDelay(t *testing.T) {
 		t.Errorf("workers stopped %v after SIGTERM, before the 500ms delay", time.Since(sent))
 	}
 }
+
+// The same stop signal twice at once (timeout(1) signals the process and
+// its group) is one request: the workers still stop gracefully.
+func TestDuplicateStopSignal(t *testing.T) {
+	res, logs := run(t, Config{}, `trap "sleep 0.3; exit 0" TERM; touch "$DIR/ready"; while :; do sleep 0.05; done`,
+		func(sigs chan<- os.Signal, logs *logBuf, dir string) {
+			waitReady(dir)
+			sigs <- unix.SIGTERM
+			sigs <- unix.SIGTERM
+		})
+	if res.Code != 0 || strings.Contains(logs.String(), "second stop signal") {
+		t.Errorf("code %d, want 0 with no kill:\n%s", res.Code, logs)
+	}
+}
