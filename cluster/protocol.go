@@ -120,13 +120,12 @@ func (s *Supervisor) channelEvent(ev ipcEvent) {
 	case actClose:
 		key := wireString(m.Fields["key"])
 		if srv := s.servers[key]; srv != nil {
-			s.leaveServer(w, srv)
+			s.leaveServer(w, srv, true)
 		}
 	case actExitedAfterDisconnect:
 		if m.Seq != nil {
 			_ = w.ch.Send(json.RawMessage(ipc.Reply(*m.Seq, s.nextSeq(), nil)))
 		}
-		w.planned = true
 		s.dropFromServers(w)
 	default:
 		s.log.Debug("worker cluster message ignored", "id", w.id, "act", m.Act)

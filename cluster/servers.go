@@ -43,8 +43,37 @@ type rrConn struct {
 	srv   *server
 	fd    int
 	seq   int64
-	acked bool // the transport ACK arrived: the worker has the fd
+	acked bool      // the transport ACK arrived: the worker has the fd
+	sent  time.Time // when herd sent it
 }
+
+// rrLag and rrWait keep the round-robin spread even when workers answer at
+// different speeds: a connection waits (at most rrWait after that worker's
+// last hand-off) for a busy worker that is rrLag or more connections behind
+// the free one it would otherwise go to.
+const (
+	rrLag  = 2
+	rrWait = 20 * time.Millisecond
+)
+
+// lagging returns how long to wait for a busy worker of srv that is behind
+// w, or 0 to hand the connection to w now.
+func (s *Supervisor) lagging(srv *server, w *worker, now time.Time) time.Duration {
+	var wait time.Duration
+	for _, o := range srv.order {
+		if o == w || o.rr == nil || o.disconnected || w.rrCount-o.rrCount < rrLag {
+			continue
+		}
+		if left := rrWait - now.Sub(o.rr.sent); left > 0 && (wait == 0 || left < wait) {
+			wait = left
+		}
+	}
+	return wait
+}
+
+// maxQueued bounds the connections herd holds for one server while no
+// worker is free.
+const maxQueued = 4096
 
 // rrHold is how long a worker that answered accepted:false is passed over.
 const rrHold = 20 * time.Millisecond
@@ -81,9 +110,19 @@ func (s *Supervisor) queryServer(w *worker, m ipc.Message) {
 			reply["sockname"] = sockname(srv.l)
 		}
 		_ = w.ch.Send(json.RawMessage(ipc.Reply(ack, s.nextSeq(), reply)))
+		// A newcomer starts level with the others rather than at zero,
+		// so it does not take every connection until it has caught up.
+		w.rrCount = -1
+		for _, o := range srv.order {
+			if w.rrCount < 0 || o.rrCount < w.rrCount {
+				w.rrCount = o.rrCount
+			}
+		}
+		w.rrCount = max(w.rrCount, 0)
 		srv.workers[w] = true
 		srv.order = append(srv.order, w)
 		s.startAccepting(srv)
+		s.dispatch(srv) // connections queued while no worker was there
 	default:
 		l, err := s.socketFor(srv, w.slot)
 		if err != nil {
@@ -242,9 +281,11 @@ func bindUDP(q query) (int, error) {
 	return fd, nil
 }
 
-// leaveServer removes w from srv; a socket herd bound for srv alone is
-// closed when its last worker leaves.
-func (s *Supervisor) leaveServer(w *worker, srv *server) {
+// leaveServer removes w from srv. With closed set (the worker closed its
+// server) a socket herd bound for srv alone is closed once no worker is
+// left; a worker that died or was disconnected leaves the socket open, so
+// connections wait for its replacement as they do on HERD_LISTEN's.
+func (s *Supervisor) leaveServer(w *worker, srv *server, closed bool) {
 	delete(srv.workers, w)
 	for i, o := range srv.order {
 		if o == w {
@@ -255,7 +296,7 @@ func (s *Supervisor) leaveServer(w *worker, srv *server) {
 	if w.rr != nil && w.rr.srv == srv {
 		s.takeBack(w)
 	}
-	if len(srv.workers) > 0 {
+	if !closed || len(srv.workers) > 0 {
 		return
 	}
 	s.closeServer(srv)
@@ -304,7 +345,7 @@ func slicesContains(ls []*Listener, l *Listener) bool {
 func (s *Supervisor) dropFromServers(w *worker) {
 	for _, srv := range s.servers {
 		if srv.workers[w] {
-			s.leaveServer(w, srv)
+			s.leaveServer(w, srv, false)
 		}
 	}
 	if w.rr != nil {
@@ -373,6 +414,12 @@ func (s *Supervisor) accepted(c connEvent) {
 		return
 	}
 	c.srv.queue = append(c.srv.queue, c.fd)
+	if len(c.srv.queue) > maxQueued {
+		// No worker takes connections (all gone, crash-looping): refuse
+		// the oldest rather than hold an unbounded number of fds.
+		unix.Close(c.srv.queue[0])
+		c.srv.queue = c.srv.queue[1:]
+	}
 	s.dispatch(c.srv)
 }
 
@@ -383,8 +430,13 @@ func (s *Supervisor) dispatch(srv *server) {
 	now := time.Now()
 	var held time.Duration
 	for len(srv.queue) > 0 {
+		// Of the free workers, the one that has been handed the fewest
+		// connections, in turn order on a tie: a worker that was busy when
+		// its turn came gets the next connection once it is free, so the
+		// spread stays even although workers answer at different speeds.
 		n := len(srv.order)
 		var w *worker
+		pick := 0
 		for i := 0; i < n; i++ {
 			cand := srv.order[(srv.next+i)%n]
 			if cand.rr != nil || cand.disconnected || cand.ch.Pending() {
@@ -396,17 +448,29 @@ func (s *Supervisor) dispatch(srv *server) {
 				}
 				continue
 			}
-			w = cand
-			srv.next = (srv.next + i + 1) % n
-			break
+			if w == nil || cand.rrCount < w.rrCount {
+				w, pick = cand, i
+			}
 		}
 		if w == nil {
 			break
 		}
+		// A busy worker further behind than rrLag, with a connection sent
+		// less than rrWait ago, will be free in a moment: the connection
+		// waits for it. One whose connection is older is stalled, and
+		// gets nothing until it answers.
+		if lag := s.lagging(srv, w, now); lag > 0 {
+			if held == 0 || lag < held {
+				held = lag
+			}
+			break
+		}
+		srv.next = (srv.next + pick + 1) % n
+		w.rrCount++
 		fd := srv.queue[0]
 		srv.queue = srv.queue[1:]
 		seq := s.nextSeq()
-		w.rr = &rrConn{srv: srv, fd: fd, seq: seq}
+		w.rr = &rrConn{srv: srv, fd: fd, seq: seq, sent: now}
 		line := ipc.ClusterMessage(actNewconn, seq, map[string]any{"key": srv.key})
 		err := w.ch.SendHandle(ipc.TypeNetNative, json.RawMessage(line), fd, func(acked bool) {
 			select {

@@ -155,12 +155,12 @@ type worker struct {
 	retired   bool      // asked to stop for good (scale-down, rolling restart)
 	launch    int       // read end of the launcher's status pipe, or -1
 
-	ch      *ipc.Channel // Node's cluster channel, nil without one
-	online  bool         // the worker speaks the cluster protocol
-	planned bool         // it said exitedAfterDisconnect
+	ch     *ipc.Channel // Node's cluster channel, nil without one
+	online bool         // the worker speaks the cluster protocol
 	// disconnected: herd sent it disconnect; it gets no more connections
 	disconnected bool
 	rr           *rrConn   // its unanswered newconn
+	rrCount      int       // connections handed to it (rr fairness)
 	rrHold       time.Time // passed over until then (it refused a connection)
 }
 
