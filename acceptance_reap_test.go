@@ -327,7 +327,10 @@ func TestR7NoLeaks(t *testing.T) {
 	fd1, rss1 := sample(1000)
 	fd2, rss2 := sample(10000)
 	t.Logf("after 1,000 starts: %d fds, %d KiB; after 10,000: %d fds, %d KiB", fd1, rss1, fd2, rss2)
-	if fd2 != fd1 {
+	// The floor of each sample: herd holds a channel and a status pipe per
+	// live worker, and how many of the four are alive at a given moment
+	// varies; a leak would lift the floor by thousands.
+	if fd2 > fd1 {
 		t.Errorf("fd count grew from %d to %d", fd1, fd2)
 	}
 	if rss2-rss1 >= 8*1024 {

@@ -293,9 +293,8 @@ func (s *Supervisor) leaveServer(w *worker, srv *server, closed bool) {
 			break
 		}
 	}
-	if w.rr != nil && w.rr.srv == srv {
-		s.takeBack(w)
-	}
+	// An unanswered newconn stays with w until its ACK, reply or exit
+	// tells whether w has the connection.
 	if !closed || len(srv.workers) > 0 {
 		return
 	}
@@ -348,9 +347,6 @@ func (s *Supervisor) dropFromServers(w *worker) {
 			s.leaveServer(w, srv, false)
 		}
 	}
-	if w.rr != nil {
-		s.takeBack(w)
-	}
 }
 
 // closeServers closes every socket herd bound for the protocol.
@@ -385,11 +381,13 @@ func (s *Supervisor) startAccepting(srv *server) {
 			var conns []int
 			err := rc.Read(func(fd uintptr) bool {
 				for len(conns) < 64 {
-					nfd, _, err := unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-					if err != nil {
-						return err != unix.EAGAIN || len(conns) > 0
+					// accept4 with no address: unix.Accept4 would add a
+					// getsockopt per connection to decode one.
+					nfd, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, fd, 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+					if errno != 0 {
+						return errno != unix.EAGAIN || len(conns) > 0
 					}
-					conns = append(conns, nfd)
+					conns = append(conns, int(nfd))
 				}
 				return true
 			})
@@ -472,7 +470,7 @@ func (s *Supervisor) dispatch(srv *server) {
 		seq := s.nextSeq()
 		w.rr = &rrConn{srv: srv, fd: fd, seq: seq, sent: now}
 		line := ipc.ClusterMessage(actNewconn, seq, map[string]any{"key": srv.key})
-		err := w.ch.SendHandle(ipc.TypeNetNative, json.RawMessage(line), fd, func(acked bool) {
+		err := w.ch.SendAccepted(ipc.TypeNetNative, json.RawMessage(line), fd, func(acked bool) {
 			select {
 			case s.handleAcks <- handleAck{w, seq, acked}:
 			case <-s.done:
@@ -531,12 +529,10 @@ func (s *Supervisor) newconnReply(w *worker, m ipc.Message) {
 func (s *Supervisor) takeBack(w *worker) {
 	c := w.rr
 	w.rr = nil
-	if c.acked {
+	if c.acked || s.servers[c.srv.key] != c.srv {
 		unix.Close(c.fd)
-	} else {
-		c.srv.queue = append([]int{c.fd}, c.srv.queue...)
+		return
 	}
-	if s.servers[c.srv.key] == c.srv {
-		s.dispatch(c.srv)
-	}
+	c.srv.queue = append([]int{c.fd}, c.srv.queue...)
+	s.dispatch(c.srv)
 }

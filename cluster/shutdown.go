@@ -62,8 +62,10 @@ func (s *Supervisor) stopSignal(sig unix.Signal) {
 			}
 		})
 	default:
-		s.stop.first, s.stop.firstSig = time.Now(), sig
 		s.beginStop(sig, "stopped by SIG"+name)
+		// Measured from the end of beginStop: a copy queued while it ran
+		// (it reads /proc) is still the same request.
+		s.stop.first, s.stop.firstSig = time.Now(), sig
 	}
 }
 

@@ -488,6 +488,9 @@ func (s *Supervisor) exited(ev exitEvent) {
 	if w.ch != nil {
 		s.dropFromServers(w)
 		_ = w.ch.Close()
+		if w.rr != nil {
+			s.takeBack(w) // gone: it had the connection only if it ACKed
+		}
 	}
 	if reason := w.launchFailure(); reason != "" {
 		// The launcher could not execve the command: as when herd itself

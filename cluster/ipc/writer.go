@@ -64,6 +64,14 @@ func (c *Channel) SendHandle(typ string, msg any, fd int, done func(acked bool))
 	if err := CheckHandle(typ, fd); err != nil {
 		return err
 	}
+	return c.SendAccepted(typ, msg, fd, done)
+}
+
+// SendAccepted is SendHandle without CheckHandle's three syscalls, for an
+// fd the caller knows node can take: a connection herd itself accepted with
+// accept4(SOCK_NONBLOCK) on a TCP or unix stream socket. It is the
+// round-robin hand-off's hot path.
+func (c *Channel) SendAccepted(typ string, msg any, fd int, done func(acked bool)) error {
 	inner, err := encodeValue(msg)
 	if err != nil {
 		return err
