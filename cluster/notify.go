@@ -53,6 +53,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	initproc "github.com/herd-sh/herd/init"
 	"io/fs"
 	"net"
 	"os"
@@ -489,24 +490,12 @@ func readPPid(fsys fs.FS, pid int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return parseStatPPid(data)
-}
-
-// parseStatPPid reads the fourth field of "pid (comm) state ppid ...". comm
-// may hold spaces and parentheses, so the fields after it are found from the
-// last ')'.
-func parseStatPPid(data []byte) (int, error) {
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("notify: malformed stat %q", data)
+	p, err := initproc.ParseStat(data)
+	if err != nil {
+		return 0, err
 	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 2 {
-		return 0, fmt.Errorf("notify: malformed stat %q", data)
+	if p.PPid < 0 {
+		return 0, fmt.Errorf("notify: malformed stat ppid %d", p.PPid)
 	}
-	ppid, err := strconv.Atoi(f[1])
-	if err != nil || ppid < 0 {
-		return 0, fmt.Errorf("notify: malformed stat ppid %q", f[1])
-	}
-	return ppid, nil
+	return p.PPid, nil
 }

@@ -707,9 +707,9 @@ func FuzzAttributeStat(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ppid, err := parseStatPPid(data)
-		if err == nil && ppid < 0 {
-			t.Fatalf("parseStatPPid(%q) = %d", data, ppid)
+		fsys0 := fstest.MapFS{"5/stat": &fstest.MapFile{Data: data}}
+		if ppid, err := readPPid(fsys0, 5); err == nil && ppid < 0 {
+			t.Fatalf("readPPid(%q) = %d", data, ppid)
 		}
 		fsys := fstest.MapFS{"5/stat": &fstest.MapFile{Data: data}}
 		Attribute(fsys, 5, map[int]bool{1: true})

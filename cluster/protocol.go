@@ -152,22 +152,12 @@ func clip(b []byte) string {
 	return string(b)
 }
 
-// wireString is a JSON string's value, or "" for anything else.
-func wireString(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return ""
-	}
-	return s
-}
+// wireString and wireInt read a field as ipc decodes it.
+func wireString(raw json.RawMessage) string { return ipc.FieldString(raw) }
 
-// wireInt is a JSON number's value; ok is false for anything else.
 func wireInt(raw json.RawMessage) (int, bool) {
-	var f float64
-	if json.Unmarshal(raw, &f) != nil {
-		return 0, false
-	}
-	return int(f), true
+	n, ok := ipc.FieldInt(raw)
+	return int(n), ok
 }
 
 // query is the address a queryServer asks for.

@@ -110,9 +110,9 @@ func TestParseStat(t *testing.T) {
 		{"12 (sh) S", Proc{}, false},
 		{"", Proc{}, false},
 	} {
-		got, err := parseStat([]byte(tc.in))
+		got, err := ParseStat([]byte(tc.in))
 		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("parseStat(%q) = %+v, %v", tc.in, got, err)
+			t.Errorf("ParseStat(%q) = %+v, %v", tc.in, got, err)
 		}
 	}
 }
@@ -121,7 +121,7 @@ func FuzzParseStat(f *testing.F) {
 	f.Add([]byte("12 (sh) S 1 12 12 0 -1"))
 	f.Add([]byte("40 (a b) c)) Z 12 7 7 0"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := parseStat(data)
+		p, err := ParseStat(data)
 		if err == nil && p.Pid < 0 && !strings.Contains(string(data), "-") {
 			t.Errorf("negative pid from %q", data)
 		}

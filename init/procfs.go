@@ -31,7 +31,7 @@ func ReadProcs(fsys fs.FS) ([]Proc, error) {
 		if err != nil {
 			continue
 		}
-		p, err := parseStat(data)
+		p, err := ParseStat(data)
 		if err != nil || p.Pid != pid {
 			continue
 		}
@@ -40,9 +40,10 @@ func ReadProcs(fsys fs.FS) ([]Proc, error) {
 	return out, nil
 }
 
-// parseStat reads "pid (comm) state ppid pgrp ...". The command name may hold
-// spaces and parentheses, so the fields after it are found from the last ')'.
-func parseStat(data []byte) (Proc, error) {
+// ParseStat reads "pid (comm) state ppid pgrp ..." (/proc/PID/stat). The
+// command name may hold spaces and parentheses, so the fields after it are
+// found from the last ')'.
+func ParseStat(data []byte) (Proc, error) {
 	open := bytes.IndexByte(data, '(')
 	closing := bytes.LastIndexByte(data, ')')
 	if open < 1 || closing < open {

@@ -216,3 +216,9 @@ func wireInt(raw json.RawMessage) (n int64, ok bool) {
 	}
 	return int64(f), true
 }
+
+// FieldString is a field's value when it is a JSON string, else "".
+func FieldString(raw json.RawMessage) string { return wireString(raw) }
+
+// FieldInt is a field's value when it is an integral JSON number.
+func FieldInt(raw json.RawMessage) (int64, bool) { return wireInt(raw) }
