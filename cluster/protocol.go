@@ -33,7 +33,8 @@ type ipcEvent struct {
 	err error // set when the channel ended: io.EOF, or a *ipc.ProtocolError
 }
 
-// handleAck is the transport's verdict on a newconn handle.
+// handleAck is the transport's NACK of a newconn handle (or the channel's
+// end before the ACK): the worker never had the connection.
 type handleAck struct {
 	w     *worker
 	seq   int64

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/herd-sh/herd/cluster/ipc"
@@ -43,8 +44,8 @@ type rrConn struct {
 	srv   *server
 	fd    int
 	seq   int64
-	acked bool      // the transport ACK arrived: the worker has the fd
-	sent  time.Time // when herd sent it
+	acked atomic.Bool // the transport ACK arrived: the worker has the fd (set by the channel's reader)
+	sent  time.Time   // when herd sent it
 }
 
 // rrLag and rrWait keep the round-robin spread even when workers answer at
@@ -468,9 +469,16 @@ func (s *Supervisor) dispatch(srv *server) {
 		fd := srv.queue[0]
 		srv.queue = srv.queue[1:]
 		seq := s.nextSeq()
-		w.rr = &rrConn{srv: srv, fd: fd, seq: seq, sent: now}
+		c := &rrConn{srv: srv, fd: fd, seq: seq, sent: now}
+		w.rr = c
 		line := ipc.ClusterMessage(actNewconn, seq, map[string]any{"key": srv.key})
 		err := w.ch.SendAccepted(ipc.TypeNetNative, json.RawMessage(line), fd, func(acked bool) {
+			if acked {
+				// Noted where it happens: the {accepted} reply right
+				// behind it is what the loop acts on.
+				c.acked.Store(true)
+				return
+			}
 			select {
 			case s.handleAcks <- handleAck{w, seq, acked}:
 			case <-s.done:
@@ -493,10 +501,6 @@ func (s *Supervisor) dispatch(srv *server) {
 func (s *Supervisor) handleAcked(a handleAck) {
 	w := a.w
 	if w.rr == nil || w.rr.seq != a.seq {
-		return
-	}
-	if a.acked {
-		w.rr.acked = true
 		return
 	}
 	s.takeBack(w)
@@ -529,7 +533,7 @@ func (s *Supervisor) newconnReply(w *worker, m ipc.Message) {
 func (s *Supervisor) takeBack(w *worker) {
 	c := w.rr
 	w.rr = nil
-	if c.acked || s.servers[c.srv.key] != c.srv {
+	if c.acked.Load() || s.servers[c.srv.key] != c.srv {
 		unix.Close(c.fd)
 		return
 	}
