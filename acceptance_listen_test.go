@@ -39,19 +39,6 @@ import (
 
 const ltGuard = 20 * time.Second // hang guard for one awaited event
 
-// ltScript is the absolute path of testdata/name.
-func ltScript(t *testing.T, name string) string {
-	t.Helper()
-	p, err := filepath.Abs(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 var (
 	ltPyOnce sync.Once
 	ltPyPath string
@@ -506,7 +493,7 @@ type ltStatus struct {
 func TestC4PythonListenFDs(t *testing.T) {
 	t.Parallel()
 	py := ltPython(t, false)
-	server := ltScript(t, "listen_server.py")
+	server := testdataPath(t, "listen_server.py")
 	for _, policy := range []string{"none", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
@@ -586,7 +573,7 @@ func TestC4PythonListenFDs(t *testing.T) {
 func TestC3NodeListenFD3(t *testing.T) {
 	t.Parallel()
 	node := requireTool(t, "node")
-	server := ltScript(t, "listen_fd3.js")
+	server := testdataPath(t, "listen_fd3.js")
 	for _, policy := range []string{"none", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
@@ -648,7 +635,7 @@ func TestC3NodeListenFD3(t *testing.T) {
 func TestC5CrashRestart(t *testing.T) {
 	t.Parallel()
 	py := ltPython(t, false)
-	server := ltScript(t, "listen_server.py")
+	server := testdataPath(t, "listen_server.py")
 	for _, policy := range []string{"none", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
@@ -746,7 +733,7 @@ func TestC5CrashRestart(t *testing.T) {
 func TestC6CrashLoop(t *testing.T) {
 	t.Parallel()
 	py := ltPython(t, false)
-	server := ltScript(t, "listen_server.py")
+	server := testdataPath(t, "listen_server.py")
 	const grace = 2 * time.Second
 	marker := filepath.Join(t.TempDir(), "started-once")
 	r := start(t, spec{
@@ -975,7 +962,7 @@ func TestC10BindErrors(t *testing.T) {
 func TestReuseportCrashKeepsQueue(t *testing.T) {
 	t.Parallel()
 	py := ltPython(t, false)
-	server := ltScript(t, "listen_server.py")
+	server := testdataPath(t, "listen_server.py")
 	const k = 16
 
 	t.Run("herd", func(t *testing.T) {
@@ -1062,7 +1049,7 @@ func TestReuseportCrashKeepsQueue(t *testing.T) {
 func TestWatchdogRestart(t *testing.T) {
 	t.Parallel()
 	py := ltPython(t, false)
-	server := ltScript(t, "listen_server.py")
+	server := testdataPath(t, "listen_server.py")
 	env := []string{"HERD_WORKERS=1", "HERD_LISTEN=127.0.0.1:0", "HERD_WATCHDOG_TIMEOUT=500ms", "HERD_BACKOFF_MIN=100ms"}
 
 	t.Run("stops-beating", func(t *testing.T) {
@@ -1127,7 +1114,7 @@ func TestWatchdogRestart(t *testing.T) {
 func TestPrivilegeDrop(t *testing.T) {
 	t.Parallel()
 	py := ltPython(t, true)
-	server := ltScript(t, "listen_server.py")
+	server := testdataPath(t, "listen_server.py")
 	if os.Geteuid() != 0 {
 		missing(t, "root (euid %d)", os.Geteuid())
 	}

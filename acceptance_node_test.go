@@ -73,18 +73,6 @@ type ndOpts struct {
 	dir     string   // herd's (and so the workers') working directory
 }
 
-func ndScript(t *testing.T, name string) string {
-	t.Helper()
-	p, err := filepath.Abs(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // ndStart starts herd with node workers as o says.
 func ndStart(t *testing.T, o ndOpts) *herdRun {
 	t.Helper()
@@ -94,9 +82,9 @@ func ndStart(t *testing.T, o ndOpts) *herdRun {
 	}
 	argv := []string{node}
 	if o.trace {
-		argv = append(argv, "-r", ndScript(t, "node_trace.js"))
+		argv = append(argv, "-r", testdataPath(t, "node_trace.js"))
 	}
-	argv = append(argv, ndScript(t, o.script))
+	argv = append(argv, testdataPath(t, o.script))
 	if o.cfg != nil {
 		b, err := json.Marshal(o.cfg)
 		if err != nil {

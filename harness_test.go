@@ -1256,3 +1256,16 @@ func helperFds() int {
 	}
 	return 0
 }
+
+// testdataPath is the absolute path of testdata/name, which must exist.
+func testdataPath(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
