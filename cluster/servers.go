@@ -392,6 +392,7 @@ func (s *Supervisor) startAccepting(srv *server) {
 				}
 				return true
 			})
+			s.handoffs.accepted(len(conns))
 			for _, c := range conns {
 				select {
 				case s.conns <- connEvent{srv, c}:
@@ -517,7 +518,9 @@ func (s *Supervisor) newconnReply(w *worker, m ipc.Message) {
 	w.rr = nil
 	if accepted {
 		unix.Close(c.fd)
+		s.handoffs.handedOff(w.slot.index)
 	} else {
+		s.handoffs.refused()
 		// No server with that key, or maxConnections reached: another
 		// worker, and this one passed over for a moment (Node's own
 		// primary retries at once, in a hot loop).

@@ -106,6 +106,7 @@ type Supervisor struct {
 	ipcEvents  chan ipcEvent
 	handleAcks chan handleAck
 	conns      chan connEvent
+	handoffs   handoffStats
 
 	// Owned by the Run goroutine.
 	slots        []*slot         // slots 0..desired-1
