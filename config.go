@@ -31,6 +31,7 @@ import (
 type Config struct {
 	Workers         Workers   `envconfig:"HERD_WORKERS" desc:"number of workers, or auto: one per CPU the container may use (herd cpus shows how that is found)"`
 	CPURequest      CPUAmount `envconfig:"HERD_CPU_REQUEST" desc:"the container's CPU request, used by auto when no CPU limit is found: millicores as the Downward API writes them (500) or a quantity (500m, 2, 1.5)"`
+	CPULimit        CPUAmount `envconfig:"HERD_CPU_LIMIT" desc:"the container's CPU limit (limits.cpu through the Downward API), used by auto when no cgroup quota is visible, ahead of the request; set it only for a container with a limit: without one Kubernetes writes the node's allocatable CPU"`
 	CPURounding     Rounding  `envconfig:"HERD_CPU_ROUNDING" desc:"how auto turns the CPU budget into workers: nearest (halves up), floor or ceil"`
 	MinWorkers      Count     `envconfig:"HERD_MIN_WORKERS" desc:"with auto, at least this many workers (0: no minimum)"`
 	MaxWorkers      Count     `envconfig:"HERD_MAX_WORKERS" desc:"with auto, at most this many workers (0: no maximum)"`

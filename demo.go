@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/herd-sh/herd/cluster"
 	"github.com/herd-sh/herd/cluster/worker"
 )
 
@@ -63,6 +66,56 @@ func demoWorker() int {
 	<-drained
 	_ = worker.Disconnect()
 	return 0
+}
+
+// demoBanner tells the person who ran herd demo where to look: the
+// service's URLs and the probe server's endpoints.
+func demoBanner(w io.Writer, service []*cluster.Listener, specs []cluster.ListenSpec, probes net.Addr) {
+	var urls []string
+	for _, l := range service {
+		if u := demoURL(l.Addr); u != "" {
+			urls = append(urls, u+"/")
+		}
+	}
+	if len(service) == 0 {
+		for _, sp := range specs { // reuseport: each worker binds its own
+			if sp.Network != "unix" {
+				urls = append(urls, "http://"+localHost(sp.Address)+"/")
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString("herd demo: the workers answer at " + strings.Join(urls, " ") + " (each answer names its worker)\n")
+	if p := demoURL(probes); p != "" {
+		fmt.Fprintf(&b, "herd demo: probes  %[1]s/livez %[1]s/readyz %[1]s/startupz (add ?verbose)\n", p)
+		fmt.Fprintf(&b, "herd demo: status  %s/status\n", p)
+		fmt.Fprintf(&b, "herd demo: metrics %s/metrics\n", p)
+	} else {
+		b.WriteString("herd demo: no probe server (HERD_HEALTH_ADDR=off)\n")
+	}
+	_, _ = io.WriteString(w, b.String())
+}
+
+// demoURL is http://host:port for a TCP address, with localhost for the
+// wildcard address; "" for anything else.
+func demoURL(a net.Addr) string {
+	t, ok := a.(*net.TCPAddr)
+	if !ok || t == nil {
+		return ""
+	}
+	return "http://" + localHost(t.String())
+}
+
+// localHost replaces an empty or wildcard host of host:port by localhost.
+func localHost(hostport string) string {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // sdNotify sends state to $NOTIFY_SOCKET, if herd (or systemd) gave one.

@@ -105,11 +105,12 @@ func run(args []string) int {
 			_ = cfg.Listen.Set(":8080")
 		}
 	}
-	return supervise(cfg, inv.Command, signals, log)
+	return supervise(cfg, inv.Command, signals, log, inv.Mode == ModeDemo)
 }
 
-// supervise runs the workers until none is left and returns herd's exit code.
-func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slog.Logger) int {
+// supervise runs the workers until none is left and returns herd's exit
+// code. demo adds the demo's banner of URLs to the start-up output.
+func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slog.Logger, demo bool) int {
 	path, err := resolve(command[0])
 	if err != nil {
 		code, _ := cluster.StartErrorCode(err)
@@ -223,6 +224,9 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 	probes, err := health.Start(string(cfg.HealthAddr), health.Handler(sup.Snapshot, health.Options{
 		ReadyMin:      int(cfg.ReadyMin),
 		LivenessGrace: time.Duration(cfg.LivenessGrace),
+		Version:       Version(),
+		Handoffs:      sup.Handoffs,
+		Orphans:       r.Orphans,
 	}))
 	if err != nil {
 		log.Error("cannot serve the probes", "err", err)
@@ -231,17 +235,22 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 	if a := probes.Addr(); a != nil {
 		log.Info("serving probes", "address", a.String())
 	}
+	if demo {
+		demoBanner(os.Stderr, listeners, cfg.Listen, probes.Addr())
+	}
 	res := sup.Run(signals)
 	ctxShut, cancel := context.WithTimeout(context.Background(), time.Second)
 	_ = probes.Shutdown(ctxShut)
 	cancel()
 	code := initproc.Remap(cfg.ExitRemap).Apply(res.Code)
 
-	snap := sup.Snapshot()
-	msg := fmt.Sprintf("herd exited %d: %s; workers started %d, orphans reaped %d\n", code, res.Reason, snap.Started, r.Orphans())
+	// Why herd exited (the stop signal, no worker left, the shutdown
+	// timeout's kills), then how the workers ended, for kubectl describe.
+	head := fmt.Sprintf("herd exited %d", code)
 	if res.Code != code {
-		msg = fmt.Sprintf("herd exited %d (remapped from %d): %s; workers started %d, orphans reaped %d\n", code, res.Code, res.Reason, snap.Started, r.Orphans())
+		head += fmt.Sprintf(" (remapped from %d)", res.Code)
 	}
+	msg := fmt.Sprintf("%s: %s\n%sorphans reaped: %d\n", head, res.Reason, sup.Snapshot().Summary(16), r.Orphans())
 	// The default path is written only where Kubernetes provides it; a path
 	// the user chose is created if needed.
 	create := cfg.Sources["HERD_TERMINATION_LOG"] != FromDefault
@@ -321,6 +330,7 @@ func cpuBudget(cfg Config) (cpus.Result, error) {
 		FS:       os.DirFS("/"),
 		Affinity: affinity,
 		Request:  int64(cfg.CPURequest),
+		Limit:    int64(cfg.CPULimit),
 		Rounding: cpus.Rounding(cfg.CPURounding),
 		Min:      int(cfg.MinWorkers),
 		Max:      int(cfg.MaxWorkers),

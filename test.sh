@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # herd's test command: installs what the tests use on a fresh Debian machine,
-# then runs every test with the race detector, vet and gofmt.
+# then runs every test with the race detector, vet and gofmt, and checks
+# the Kubernetes packaging (helm installed with go install).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -23,6 +24,26 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 -timeout 12m ./...
+
+# Kubernetes packaging (ACCEPTANCE.md P1 and P2): the Helm chart, the
+# Dockerfiles, the examples and a pod under runc. helm comes from the Go
+# module proxy at a pinned version (about 2.5 minutes the first time, then
+# the module and build caches make it quick); the chart's checks that need
+# the Kubernetes API types live in the nested module deploy/ (see its
+# doc.go). Keep kube_version equal to deploy/render_test.go's kubeVersion.
+helm_version=v3.22.0
+kube_version=1.33.0
+gobin="$(go env GOPATH)/bin"
+export PATH="$gobin:$PATH"
+if ! go version -m "$gobin/helm" 2>/dev/null | grep -Eq "^[[:space:]]+mod[[:space:]]+helm\.sh/helm/v3[[:space:]]+${helm_version}[[:space:]]"; then
+  go install "helm.sh/helm/v3/cmd/helm@${helm_version}"
+fi
+helm lint --strict charts/herd
+for values in deploy/testdata/values/*.yaml; do
+  helm lint --strict --quiet charts/herd -f "$values"
+done
+helm template herd charts/herd --kube-version "$kube_version" >/dev/null
+(cd deploy && go vet ./... && go test -race -count=1 -timeout 10m ./...)
 
 # Every parser's fuzz target, 15,000 inputs each (seconds): they must never
 # panic. A count rather than a duration: under load Go's fuzzing coordinator

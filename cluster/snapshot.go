@@ -1,6 +1,14 @@
 package cluster
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	initproc "github.com/herd-sh/herd/init"
+	"github.com/herd-sh/herd/reaper"
+	"golang.org/x/sys/unix"
+)
 
 // State is where a worker is in its life, as in Node's cluster module.
 type State string
@@ -13,6 +21,9 @@ const (
 	StateStopping  State = "stopping"  // asked to stop, not yet gone
 	StateDead      State = "dead"      // exited
 )
+
+// States lists every State in the order of a worker's life.
+var States = []State{StateStarting, StateOnline, StateListening, StateDraining, StateStopping, StateDead}
 
 // WorkerInfo is one worker in a Snapshot.
 type WorkerInfo struct {
@@ -40,6 +51,77 @@ type SlotInfo struct {
 	CrashLoop bool `json:"crash_loop"`
 	// NextStart is when a restart waiting out its delay is due; zero if none.
 	NextStart time.Time `json:"next_start,omitzero"`
+	// LastExit is how the slot's last worker to exit ended; nil while none
+	// has.
+	LastExit *Exit `json:"last_exit,omitempty"`
+}
+
+// Exit is how one worker ended, as wait4 reported it.
+type Exit struct {
+	Time time.Time `json:"time"`
+	ID   int       `json:"id"`
+	Pid  int       `json:"pid"`
+	// Code is the exit status, or 128+N when signal N killed the worker
+	// (the shell's rule, which herd's own exit code follows).
+	Code int `json:"code"`
+	// Signal names the signal that killed the worker ("SIGKILL"); empty
+	// when it exited on its own.
+	Signal string `json:"signal,omitempty"`
+}
+
+// String is "exit 3" or "signal SIGKILL".
+func (e *Exit) String() string {
+	if e.Signal != "" {
+		return "signal " + e.Signal
+	}
+	return fmt.Sprintf("exit %d", e.Code)
+}
+
+// Exit reasons: the labels of ExitCounts, from a fixed set.
+const (
+	ExitSuccess = "success" // exit status 0
+	ExitFailure = "failure" // a non-zero exit status
+	ExitSignal  = "signal"  // killed by a signal
+)
+
+// ExitCounts counts worker exits by reason since herd started.
+type ExitCounts struct {
+	Success uint64 `json:"success"`
+	Failure uint64 `json:"failure"`
+	Signal  uint64 `json:"signal"`
+}
+
+// Total is the number of exits of every reason.
+func (c ExitCounts) Total() uint64 { return c.Success + c.Failure + c.Signal }
+
+// CPUInfo is the CPU budget the worker count follows (cluster/cpus).
+type CPUInfo struct {
+	// CPUs is the budget after the reserve, in CPUs (1.5 for a quota of
+	// 150 ms every 100 ms).
+	CPUs float64 `json:"cpus"`
+	// Available is the budget before the reserve.
+	Available float64 `json:"available"`
+	// Source is what decided it: affinity, cgroup-v1, cgroup-v2 or request.
+	Source string `json:"source"`
+	// Workers is the worker count the budget gives.
+	Workers int `json:"workers"`
+}
+
+// ListenerInfo is the accept queue of one TCP listening socket herd holds,
+// from getsockopt(TCP_INFO): for a socket in LISTEN state Linux reports
+// the connections waiting to be accepted in tcpi_unacked and the backlog
+// in tcpi_sacked.
+type ListenerInfo struct {
+	// Address is the bound address ("127.0.0.1:8080", "[::]:8080").
+	Address string `json:"address"`
+	// Slot is the worker slot owning the socket under PolicyReuseport, -1
+	// for a socket every worker shares.
+	Slot int `json:"slot"`
+	// Queue counts the connections waiting in the accept queue.
+	Queue int `json:"queue"`
+	// Limit is the accept queue's length (listen(2)'s backlog, capped by
+	// net.core.somaxconn).
+	Limit int `json:"limit"`
 }
 
 // Snapshot is the supervisor's state at one moment. It is never modified
@@ -54,6 +136,8 @@ type Snapshot struct {
 	// Started counts workers ever started; Restarts, restarts after failure.
 	Started  int `json:"started"`
 	Restarts int `json:"restarts"`
+	// Exits counts worker exits by reason.
+	Exits ExitCounts `json:"exits"`
 	// StartedUp is set once every worker of the first cohort has been
 	// listening at least once.
 	StartedUp bool `json:"started_up"`
@@ -62,10 +146,24 @@ type Snapshot struct {
 	LastListening time.Time `json:"last_listening,omitzero"`
 	// Draining is set from the stop signal on: herd no longer wants traffic.
 	Draining bool `json:"draining"`
+	// Policy is HERD_SCHED_POLICY.
+	Policy Policy `json:"policy"`
+	// CPU is the CPU budget; nil when HERD_WORKERS set the count by hand.
+	CPU *CPUInfo `json:"cpu"`
+	// Listeners are the accept queues of herd's TCP listening sockets
+	// (HERD_LISTEN's, or each slot's under PolicyReuseport), read at most
+	// every QueueEvery, so up to about a Heartbeat old; sockets herd has
+	// closed (from the stop on) are left out.
+	Listeners []ListenerInfo `json:"listeners"`
 }
 
 // Heartbeat is the longest the supervisor goes without publishing.
 const Heartbeat = time.Second
+
+// QueueEvery is how often the supervisor reads its listeners' accept
+// queues while it publishes: one getsockopt per socket, kept off the
+// publish that follows every event.
+const QueueEvery = 200 * time.Millisecond
 
 // Listening counts the workers that are listening now.
 func (s *Snapshot) Listening() int {
@@ -78,6 +176,33 @@ func (s *Snapshot) Listening() int {
 	return n
 }
 
+// Summary describes the workers' lives in a few lines for a person: what
+// was started and restarted, how the workers ended, and each slot's last
+// exit (at most maxSlots of them). herd's termination message carries it.
+func (s *Snapshot) Summary(maxSlots int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "workers: %d desired, %d started, %d restarts after failure; exits: %d with code 0, %d non-zero, %d by signal\n",
+		s.Desired, s.Started, s.Restarts, s.Exits.Success, s.Exits.Failure, s.Exits.Signal)
+	var last []string
+	shown := 0
+	for _, sl := range s.Slots {
+		if sl.LastExit == nil {
+			continue
+		}
+		if shown == maxSlots {
+			last = append(last, "...")
+			break
+		}
+		shown++
+		e := sl.LastExit
+		last = append(last, fmt.Sprintf("slot %d worker %d (pid %d) %s", sl.Index, e.ID, e.Pid, e))
+	}
+	if len(last) > 0 {
+		b.WriteString("last exits: " + strings.Join(last, "; ") + "\n")
+	}
+	return b.String()
+}
+
 // Snapshot returns the state the supervisor published last.
 func (s *Supervisor) Snapshot() *Snapshot { return s.snap.Load() }
 
@@ -87,10 +212,15 @@ func (s *Supervisor) publish() {
 		Desired:   s.desired(),
 		Started:   s.started,
 		Restarts:  s.restarts,
+		Exits:     s.exitCounts,
 		StartedUp: s.startedUp,
 		Draining:  s.stop.draining,
+		Policy:    s.cfg.Policy,
 		Workers:   make([]WorkerInfo, 0, len(s.workers)),
 		Slots:     make([]SlotInfo, 0, len(s.slots)),
+	}
+	if b := s.budget; b != nil {
+		snap.CPU = &CPUInfo{CPUs: b.Budget.Float(), Available: b.Available.Float(), Source: b.Source, Workers: b.Workers}
 	}
 	s.eachWorker(func(w *worker) {
 		if w.state == StateListening {
@@ -101,11 +231,66 @@ func (s *Supervisor) publish() {
 	})
 	snap.LastListening = s.lastListening
 	for _, sl := range s.slots {
-		info := SlotInfo{Index: sl.index, Restarts: sl.restarts, Failing: sl.unstable > 0, CrashLoop: sl.capped}
+		info := SlotInfo{Index: sl.index, Restarts: sl.restarts, Failing: sl.unstable > 0, CrashLoop: sl.capped, LastExit: sl.lastExit}
 		if sl.timer != nil {
 			info.NextStart = sl.due
 		}
 		snap.Slots = append(snap.Slots, info)
 	}
+	if d := snap.Time.Sub(s.queuesRead); d >= QueueEvery || d < 0 {
+		s.queues, s.queuesRead = s.readQueues(), snap.Time
+	}
+	snap.Listeners = s.queues
 	s.snap.Store(snap)
+}
+
+// noteExit records how w ended, for the Snapshot. The loop calls it for
+// every worker exit, whatever follows.
+func (s *Supervisor) noteExit(w *worker, st reaper.Status) {
+	e := &Exit{Time: time.Now(), ID: w.id, Pid: w.pid, Code: st.Code()}
+	switch {
+	case st.Wait.Signaled():
+		e.Signal = "SIG" + initproc.SignalName(st.Wait.Signal())
+		s.exitCounts.Signal++
+	case e.Code == 0:
+		s.exitCounts.Success++
+	default:
+		s.exitCounts.Failure++
+	}
+	w.slot.lastExit = e
+}
+
+// tcpListen is TCP_LISTEN, tcpi_state of a listening socket (Linux's
+// include/net/tcp_states.h).
+const tcpListen = 10
+
+// readQueues reads the accept queue of every open TCP socket herd listens
+// on. It runs on the loop, which alone opens and closes those sockets, so
+// an fd it reads is never one closed and reused meanwhile. It returns a
+// new slice: a published one is never modified.
+func (s *Supervisor) readQueues() []ListenerInfo {
+	var out []ListenerInfo
+	add := func(l *Listener, slot int) {
+		if l.FD < 0 || l.Spec.Network == netUnix {
+			return
+		}
+		ti, err := unix.GetsockoptTCPInfo(l.FD, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil || ti.State != tcpListen {
+			return
+		}
+		addr := l.Spec.Address
+		if l.Addr != nil {
+			addr = l.Addr.String()
+		}
+		out = append(out, ListenerInfo{Address: addr, Slot: slot, Queue: int(ti.Unacked), Limit: int(ti.Sacked)})
+	}
+	for _, l := range s.cfg.Listeners {
+		add(l, -1)
+	}
+	for _, sl := range s.slots {
+		for _, l := range sl.sockets {
+			add(l, sl.index)
+		}
+	}
+	return out
 }

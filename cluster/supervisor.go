@@ -130,6 +130,10 @@ type Supervisor struct {
 	lastListening time.Time
 	warnedReady   bool
 	warnedOnline  bool
+	// for the Snapshot (snapshot.go)
+	exitCounts ExitCounts
+	queues     []ListenerInfo
+	queuesRead time.Time
 }
 
 type slot struct {
@@ -143,6 +147,7 @@ type slot struct {
 	capped   bool        // the restart delay has reached its cap
 	finished bool        // never to be restarted
 	sockets  []*Listener // PolicyReuseport: this slot's own sockets
+	lastExit *Exit       // how its last worker ended, for the Snapshot
 }
 
 type worker struct {
@@ -479,6 +484,7 @@ func unwrapStart(err error) error {
 // exited handles the end of a worker.
 func (s *Supervisor) exited(ev exitEvent) {
 	w, sl := ev.w, ev.w.slot
+	s.noteExit(w, ev.st)
 	code := ev.st.Code()
 	uptime := time.Since(w.start)
 	if w.state == StateListening {

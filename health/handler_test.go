@@ -130,6 +130,11 @@ func TestHandlerReadsEachRequest(t *testing.T) {
 
 func TestMethods(t *testing.T) {
 	f := newFixture(snap(worker(0, cluster.StateListening)))
+	for _, method := range []string{"POST", "PUT", "DELETE"} {
+		if rec := f.do(method, "/metrics"); rec.Code != http.StatusMethodNotAllowed {
+			t.Errorf("%s /metrics = %d, want 405", method, rec.Code)
+		}
+	}
 	for _, path := range []string{"/", "/livez", "/readyz", "/startupz", "/status"} {
 		for _, method := range []string{"POST", "PUT", "DELETE", "PATCH", "OPTIONS"} {
 			rec := f.do(method, path)
@@ -153,12 +158,12 @@ func TestIndexAndNotFound(t *testing.T) {
 	if rec.Code != 200 {
 		t.Fatalf("GET / = %d", rec.Code)
 	}
-	for _, p := range []string{"/livez", "/readyz", "/startupz", "/status"} {
+	for _, p := range []string{"/livez", "/readyz", "/startupz", "/status", "/metrics", "?verbose", "?exclude="} {
 		if !strings.Contains(rec.Body.String(), p) {
 			t.Errorf("index does not list %s:\n%s", p, rec.Body)
 		}
 	}
-	for _, p := range []string{"/healthz", "/livez/", "/readyz/heartbeat", "/metrics", "/index.html"} {
+	for _, p := range []string{"/healthz", "/livez/", "/readyz/heartbeat", "/metrics/", "/index.html"} {
 		rec := f.do("GET", p)
 		if rec.Code != 404 || rec.Header().Get("Cache-Control") != "no-store" {
 			t.Errorf("GET %s = %d, Cache-Control %q; want 404, no-store", p, rec.Code, rec.Header().Get("Cache-Control"))
@@ -205,7 +210,8 @@ func TestStatus(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &top); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"started", "ready", "live", "reasons", "checks", "listening", "snapshot"} {
+	for _, k := range []string{"version", "policy", "cpu", "desired", "actual", "listening", "started", "ready", "live", "reasons",
+		"workers", "connections", "checks", "snapshot"} {
 		if _, ok := top[k]; !ok {
 			t.Errorf("no %q in %s", k, rec.Body)
 		}
@@ -214,7 +220,8 @@ func TestStatus(t *testing.T) {
 	if err := json.Unmarshal(top["snapshot"], &snapKeys); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"time", "desired", "workers", "slots", "started", "restarts", "started_up", "last_listening", "draining"} {
+	for _, k := range []string{"time", "desired", "workers", "slots", "started", "restarts", "exits", "started_up", "last_listening",
+		"draining", "policy", "cpu", "listeners"} {
 		if _, ok := snapKeys[k]; !ok {
 			t.Errorf("no %q in snapshot %s", k, top["snapshot"])
 		}
@@ -246,4 +253,151 @@ func TestHandlerNilSnap(t *testing.T) {
 		}
 	}()
 	Handler(nil, Options{})
+}
+
+// TestExclude: ?exclude=name skips a check as the kube-apiserver does: one
+// name per parameter, repeatable; the skipped check passes and ?verbose
+// shows it as "[+]name excluded: ok"; a name matching no check changes
+// nothing but a warning under ?verbose (k8s.io/apiserver's healthz
+// handler behaves so).
+func TestExclude(t *testing.T) {
+	L := cluster.StateListening
+	good := snap(worker(0, L))
+	draining := with(snap(worker(0, L)), func(s *cluster.Snapshot) { s.Draining = true })
+	down := with(snap(worker(0, cluster.StateDead)), func(s *cluster.Snapshot) { s.LastListening = t0.Add(-45 * time.Second) })
+	starting := with(snap(worker(0, cluster.StateOnline)), func(s *cluster.Snapshot) { s.StartedUp = false })
+	const drainMsg = "draining: herd received a stop signal (SIGTERM or SIGINT)"
+	tests := []struct {
+		name   string
+		snap   *cluster.Snapshot
+		now    time.Duration
+		target string
+		code   int
+		body   string
+	}{
+		{"failing check excluded", draining, 0, "/readyz?exclude=shutdown", 200, "ok\n"},
+		{"failing check excluded, verbose", draining, 0, "/readyz?verbose&exclude=shutdown", 200,
+			"[+]heartbeat ok\n[+]started ok\n[+]shutdown excluded: ok\n[+]listening ok\nreadyz check passed\n"},
+		{"passing check excluded, other still fails", draining, 0, "/readyz?exclude=listening", 503, drainMsg + "\n"},
+		{"passing check excluded, verbose", draining, 0, "/readyz?exclude=listening&verbose", 503,
+			"[+]heartbeat ok\n[+]started ok\n[-]shutdown failed: " + drainMsg + "\n[+]listening excluded: ok\nreadyz check failed\n"},
+		{"two excluded", down, 12 * time.Second, "/livez?exclude=heartbeat&exclude=listening", 200, "ok\n"},
+		{"one of two failing excluded", down, 12 * time.Second, "/livez?exclude=listening", 503,
+			"supervisor stuck: last heartbeat 12s ago (limit 5s)\n"},
+		{"startupz excluded", starting, 0, "/startupz?exclude=started", 200, "ok\n"},
+		{"unknown name ignored", good, 0, "/readyz?exclude=etcd", 200, "ok\n"},
+		{"unknown name does not pass a failing probe", draining, 0, "/readyz?exclude=etcd", 503, drainMsg + "\n"},
+		{"unknown names warned once each, in order", good, 0, "/livez?verbose&exclude=zeta&exclude=etcd&exclude=zeta", 200,
+			"[+]heartbeat ok\n[+]listening ok\nwarn: some health checks cannot be excluded: no matches for \"zeta\",\"etcd\"\nlivez check passed\n"},
+		{"no comma lists: one name per parameter", draining, 0, "/readyz?verbose&exclude=shutdown,listening", 503,
+			"[+]heartbeat ok\n[+]started ok\n[-]shutdown failed: " + drainMsg + "\n[+]listening ok\n" +
+				"warn: some health checks cannot be excluded: no matches for \"shutdown,listening\"\nreadyz check failed\n"},
+		{"name of another probe's check", starting, 0, "/livez?verbose&exclude=started", 200,
+			"[+]heartbeat ok\n[+]listening ok\nwarn: some health checks cannot be excluded: no matches for \"started\"\nlivez check passed\n"},
+		{"empty name", good, 0, "/readyz?exclude=", 200, "ok\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(tt.snap)
+			f.now.Store(int64(tt.now))
+			rec := f.do("GET", tt.target)
+			if rec.Code != tt.code || rec.Body.String() != tt.body {
+				t.Errorf("GET %s = %d %q, want %d %q", tt.target, rec.Code, rec.Body, tt.code, tt.body)
+			}
+		})
+	}
+	// /status judges every check whatever the query says.
+	f := newFixture(draining)
+	var st Status
+	if err := json.Unmarshal(f.do("GET", "/status?exclude=shutdown").Body.Bytes(), &st); err != nil || st.Ready {
+		t.Errorf("/status?exclude=shutdown: ready %v, err %v; want not ready", st.Ready, err)
+	}
+}
+
+// TestStatusWorkers: /status has herd's version, policy, CPU budget,
+// desired and actual counts, and per worker its slot, id, pid, state,
+// start, restarts, last exit, hand-offs and STATUS= line; a slot without
+// a worker shows as dead with its pending restart.
+func TestStatusWorkers(t *testing.T) {
+	L, D := cluster.StateListening, cluster.StateStopping
+	killed := &cluster.Exit{Time: t0.Add(-5 * time.Second), ID: 3, Pid: 203, Code: 137, Signal: "SIGKILL"}
+	failed := &cluster.Exit{Time: t0.Add(-time.Second), ID: 4, Pid: 204, Code: 3}
+	s := with(snap(worker(0, L), worker(1, L), worker(2, D)), func(s *cluster.Snapshot) {
+		s.Policy = cluster.PolicyRR
+		s.CPU = &cluster.CPUInfo{CPUs: 1.5, Available: 1.5, Source: "cgroup-v2", Workers: 2}
+		s.Desired = 3
+		s.Workers[0].Status = "serving HTTP"
+		s.Workers[1].ID, s.Workers[1].Pid = 5, 205 // slot 1's replacement
+		s.Workers[2].Index = 0                     // slot 0's old worker, stopping during a rolling restart
+		s.Workers[2].ID = 0                        // started before the others
+		s.Slots[1].Restarts, s.Slots[1].LastExit = 1, killed
+		s.Slots[2].Restarts, s.Slots[2].LastExit, s.Slots[2].NextStart = 2, failed, t0.Add(4*time.Second)
+	})
+	f := &fixture{}
+	f.snap.Store(s)
+	f.h = Handler(f.snap.Load, Options{
+		Version: "v1.2.3",
+		Now:     func() time.Time { return t0 },
+		Handoffs: func() cluster.HandoffStats {
+			return cluster.HandoffStats{Accepted: 12, HandedOff: map[int]uint64{0: 7, 1: 4}, Refused: 2, Queued: 1}
+		},
+	})
+	rec := f.do("GET", "/status")
+	var st Status
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		t.Fatalf("decode: %v\n%s", err, rec.Body)
+	}
+	if st.Version != "v1.2.3" || st.Policy != cluster.PolicyRR || st.CPU == nil || st.CPU.CPUs != 1.5 || st.CPU.Source != "cgroup-v2" ||
+		st.Desired != 3 || st.Actual != 3 || st.Listening != 2 {
+		t.Errorf("summary: version %q policy %q cpu %+v desired %d actual %d listening %d", st.Version, st.Policy, st.CPU, st.Desired, st.Actual, st.Listening)
+	}
+	if c := st.Connections; c == nil || *c != (Connections{Accepted: 12, HandedOff: 11, Refused: 2, Queued: 1}) {
+		t.Errorf("connections %+v", c)
+	}
+	type row struct {
+		slot, id, pid int
+		state         cluster.State
+		restarts      int
+		exit          *cluster.Exit
+		handed        uint64
+		status        string
+		next          time.Time
+	}
+	want := []row{
+		{0, 0, 102, D, 0, nil, 7, "", time.Time{}},
+		{0, 1, 100, L, 0, nil, 7, "serving HTTP", time.Time{}},
+		{1, 5, 205, L, 1, killed, 4, "", time.Time{}},
+		{2, 0, 0, cluster.StateDead, 2, failed, 0, "", t0.Add(4 * time.Second)},
+	}
+	if len(st.Workers) != len(want) {
+		t.Fatalf("%d worker rows, want %d: %+v", len(st.Workers), len(want), st.Workers)
+	}
+	for i, w := range want {
+		g := st.Workers[i]
+		got := row{g.Slot, g.ID, g.Pid, g.State, g.Restarts, g.LastExit, g.HandedOff, g.Status, g.NextStart}
+		sameExit := (got.exit == nil) == (w.exit == nil) && (w.exit == nil || (got.exit.Code == w.exit.Code && got.exit.Signal == w.exit.Signal &&
+			got.exit.ID == w.exit.ID && got.exit.Pid == w.exit.Pid && got.exit.Time.Equal(w.exit.Time)))
+		got.exit, w.exit = nil, nil
+		if !sameExit || got.slot != w.slot || got.id != w.id || got.pid != w.pid || got.state != w.state || got.restarts != w.restarts ||
+			got.handed != w.handed || got.status != w.status || !got.next.Equal(w.next) {
+			t.Errorf("row %d = %+v (exit %+v), want %+v", i, got, g.LastExit, w)
+		}
+		if w.id != 0 && !g.Started.Equal(t0.Add(-time.Minute)) {
+			t.Errorf("row %d started %v", i, g.Started)
+		}
+	}
+	// The JSON a person reads: the exit by code and signal name.
+	for _, frag := range []string{`"version": "v1.2.3"`, `"policy": "rr"`, `"source": "cgroup-v2"`,
+		`"signal": "SIGKILL"`, `"code": 137`, `"code": 3`, `"last_exit": null`, `"handed_off": 7`, `"status": "serving HTTP"`} {
+		if !strings.Contains(rec.Body.String(), frag) {
+			t.Errorf("/status lacks %s:\n%s", frag, rec.Body)
+		}
+	}
+
+	// Without hand-off totals, connections is null; without a budget, cpu.
+	f2 := newFixture(with(snap(worker(0, L)), func(s *cluster.Snapshot) { s.CPU = nil }))
+	body := f2.do("GET", "/status").Body.String()
+	if !strings.Contains(body, `"connections": null`) || !strings.Contains(body, `"cpu": null`) {
+		t.Errorf("/status without hand-offs or budget:\n%s", body)
+	}
 }

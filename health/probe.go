@@ -31,6 +31,16 @@ type Options struct {
 	StaleAfter time.Duration
 	// Now is the clock; nil means time.Now. Tests inject their own.
 	Now func() time.Time
+
+	// Version is herd's version, for /status and herd_build_info.
+	Version string
+	// Handoffs, when set, returns the rr hand-off totals
+	// (cluster.Supervisor.Handoffs) for /status and /metrics. It is called
+	// once per request and must return at once.
+	Handoffs func() cluster.HandoffStats
+	// Orphans, when set, returns how many orphans herd has reaped
+	// (reaper.Reaper.Orphans) for /metrics.
+	Orphans func() uint64
 }
 
 func (o Options) withDefaults() Options {
@@ -54,6 +64,9 @@ func (o Options) withDefaults() Options {
 type Check struct {
 	Name string `json:"name"`
 	OK   bool   `json:"ok"`
+	// Excluded is set when the request asked to skip the check
+	// (?exclude=name): it then passes.
+	Excluded bool `json:"excluded,omitempty"`
 	// Reason says why the check failed; empty when it passed.
 	Reason string `json:"reason,omitempty"`
 }

@@ -14,6 +14,7 @@ const (
 	SourceCgroupV1 = "cgroup-v1"
 	SourceCgroupV2 = "cgroup-v2"
 	SourceRequest  = "request"
+	SourceLimit    = "limit"
 )
 
 // Input is everything Compute looks at. Only FS is read; the rest is
@@ -29,6 +30,10 @@ type Input struct {
 	// Request is the container's CPU request in millicores
 	// (HERD_CPU_REQUEST, see ParseRequest); 0 means not set.
 	Request int64
+	// Limit is the container's CPU limit in millicores (HERD_CPU_LIMIT,
+	// read like the request); 0 means not set. It stands in for the quota
+	// when none is visible, and is only compared with a quota that is.
+	Limit int64
 	// Rounding turns the budget into workers; empty means Nearest.
 	Rounding Rounding
 	// Min and Max clamp the number of workers (HERD_MIN_WORKERS,
@@ -76,11 +81,12 @@ type Result struct {
 	Workers int `json:"workers"`
 	// Budget is the CPU budget B after the reserve.
 	Budget Fraction `json:"budget"`
-	// Available is the budget before the reserve: min(Affinity, Quota),
-	// or min(Affinity, request) with no quota.
+	// Available is the budget before the reserve: min(Affinity, Quota);
+	// with no quota min(Affinity, limit), or min(Affinity, request) with no
+	// limit either.
 	Available Fraction `json:"available"`
 	// Source is what decided Available: SourceAffinity, SourceCgroupV1,
-	// SourceCgroupV2 or SourceRequest.
+	// SourceCgroupV2, SourceLimit or SourceRequest.
 	Source string `json:"source"`
 	// Version is the cgroup version whose directory was walked, 0 when
 	// none was found.
@@ -97,7 +103,9 @@ type Result struct {
 	Quota    *Fraction `json:"quota"`
 	Affinity int       `json:"affinity"`
 	// Request is the CPU request in millicores, 0 when not set.
-	Request  int64    `json:"request_millicores"`
+	Request int64 `json:"request_millicores"`
+	// Limit is the CPU limit in millicores, 0 when not set.
+	Limit    int64    `json:"limit_millicores"`
 	Rounding Rounding `json:"rounding"`
 	// Rounded is Budget rounded, before the minimum of one and the clamps.
 	Rounded int      `json:"rounded"`
@@ -108,7 +116,8 @@ type Result struct {
 	Levels []Level `json:"levels"`
 	// Warnings are for the operator to act on: no limit and no request
 	// (with how to pass the request), a cgroup outside every mount, a
-	// cpu.max without a period, a request that looks like a unit mistake.
+	// cpu.max without a period, a request or limit that looks like a unit
+	// mistake, a limit that disagrees with the quota.
 	Warnings []string `json:"warnings"`
 	// Notes explain quieter facts: files that could not be read, a
 	// guessed directory.
@@ -132,6 +141,7 @@ func Compute(in Input) (Result, error) {
 	r := Result{
 		Affinity: in.Affinity,
 		Request:  in.Request,
+		Limit:    in.Limit,
 		Rounding: in.Rounding,
 		Min:      in.Min,
 		Max:      in.Max,
@@ -159,6 +169,8 @@ func (in Input) check() error {
 		return fmt.Errorf("cpus: affinity %d: must be at least 1", in.Affinity)
 	case in.Request < 0:
 		return fmt.Errorf("cpus: request %d millicores: must not be negative", in.Request)
+	case in.Limit < 0:
+		return fmt.Errorf("cpus: limit %d millicores: must not be negative", in.Limit)
 	case in.Min < 0 || in.Max < 0:
 		return fmt.Errorf("cpus: min %d, max %d workers: must not be negative", in.Min, in.Max)
 	case in.Max > 0 && in.Min > in.Max:
@@ -354,6 +366,7 @@ func oneLine(s string) string {
 // decide computes the budget and the workers from what was read.
 func (r *Result) decide() {
 	a := Whole(uint64(r.Affinity))
+	limit := newFraction(uint64(r.Limit), 1000)
 	switch {
 	case r.Quota != nil && r.Quota.Cmp(a) <= 0:
 		r.Available = *r.Quota
@@ -363,6 +376,17 @@ func (r *Result) decide() {
 		}
 	case r.Quota != nil:
 		r.Available, r.Source = a, SourceAffinity
+	case r.Limit > 0:
+		// No quota is visible (quota enforcement off on the node, or a
+		// sandbox that hides the cgroup): the declared limit stands in for
+		// it, and the request, never above the limit, is not needed.
+		r.Available, r.Source = a, SourceAffinity
+		if limit.Cmp(a) <= 0 {
+			r.Available, r.Source = limit, SourceLimit
+		}
+		if r.Request > 0 {
+			r.note("no cgroup quota: HERD_CPU_LIMIT (%s) decides, not HERD_CPU_REQUEST (%s)", cpus(limit), cpus(newFraction(uint64(r.Request), 1000)))
+		}
 	case r.Request > 0:
 		req := newFraction(uint64(r.Request), 1000)
 		r.Available, r.Source = a, SourceAffinity
@@ -371,12 +395,24 @@ func (r *Result) decide() {
 		}
 	default:
 		r.Available, r.Source = a, SourceAffinity
-		r.warn("no CPU limit found and HERD_CPU_REQUEST is not set: one worker per CPU of the affinity mask (%d); "+
-			"to size by the pod's CPU request, %s", r.Affinity, RequestHint)
+		r.warn("no CPU limit found (no cgroup quota, HERD_CPU_LIMIT not set) and HERD_CPU_REQUEST is not set: "+
+			"one worker per CPU of the affinity mask (%d); to size by the pod's CPU request, %s", r.Affinity, RequestHint)
 	}
-	if r.Request > 0 && r.Request < 10 {
-		r.warn("HERD_CPU_REQUEST is %dm (%s CPU), less than any server asks for; for %d CPUs write %d or %d.0",
-			r.Request, newFraction(uint64(r.Request), 1000), r.Request, r.Request, r.Request)
+	if r.Quota != nil && r.Limit > 0 && limit.Cmp(*r.Quota) != 0 {
+		r.warn("HERD_CPU_LIMIT is %dm (%s) but the cgroup quota is %s: the quota, which the kernel enforces, decides; "+
+			"check that HERD_CPU_LIMIT comes from this container's limits.cpu", r.Limit, cpus(limit), cpus(*r.Quota))
+	}
+	if r.Request > 0 && r.Limit > 0 && r.Request > r.Limit {
+		r.warn("HERD_CPU_REQUEST (%dm) is above HERD_CPU_LIMIT (%dm), which Kubernetes never allows: check both", r.Request, r.Limit)
+	}
+	for _, v := range []struct {
+		name  string
+		value int64
+	}{{"HERD_CPU_REQUEST", r.Request}, {"HERD_CPU_LIMIT", r.Limit}} {
+		if v.value > 0 && v.value < 10 {
+			r.warn("%s is %dm (%s CPU), less than any server asks for; for %d CPUs write %d or %d.0",
+				v.name, v.value, newFraction(uint64(v.value), 1000), v.value, v.value, v.value)
+		}
 	}
 
 	r.Budget = r.Available

@@ -2,6 +2,7 @@ package cpus
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -100,6 +101,7 @@ func TestComputeRejectsBadInput(t *testing.T) {
 		{"zero affinity", Input{FS: fsys}},
 		{"negative affinity", Input{FS: fsys, Affinity: -1}},
 		{"negative request", Input{FS: fsys, Affinity: 1, Request: -1}},
+		{"negative limit", Input{FS: fsys, Affinity: 1, Limit: -1}},
 		{"negative min", Input{FS: fsys, Affinity: 1, Min: -1}},
 		{"negative max", Input{FS: fsys, Affinity: 1, Max: -1}},
 		{"min above max", Input{FS: fsys, Affinity: 1, Min: 3, Max: 2}},
@@ -195,6 +197,48 @@ func TestUnreadable(t *testing.T) {
 	})
 }
 
+// TestLimit: HERD_CPU_LIMIT stands in for a quota that is not visible and
+// is only checked against one that is.
+func TestLimit(t *testing.T) {
+	for _, c := range []struct {
+		name            string
+		fixture         string
+		affinity        int
+		request, limit  int64
+		workers         int
+		source          string
+		warn, note, why string // substrings; "" wants none of that kind
+	}{
+		{"no quota: the limit decides", "T01-max-no-request", 8, 0, 1500, 2, SourceLimit, "", "", "no quota; limit 1.5 <= affinity 8"},
+		{"no quota: the limit beats the request", "T01-max-no-request", 8, 500, 3000, 3, SourceLimit, "", "HERD_CPU_LIMIT (3 CPUs) decides, not HERD_CPU_REQUEST (0.5 CPU)", "no quota; limit 3 <= affinity 8"},
+		{"no quota: a limit above affinity", "T01-max-no-request", 4, 0, 6000, 4, SourceAffinity, "", "", "no quota; affinity 4 < limit 6"},
+		{"a quota that agrees", "T03-one-and-a-half", 8, 0, 1500, 2, SourceCgroupV2, "", "", "quota 1.5 <= affinity 8"},
+		{"a quota that disagrees decides, with a warning", "T03-one-and-a-half", 8, 0, 4000, 2, SourceCgroupV2,
+			"HERD_CPU_LIMIT is 4000m (4 CPUs) but the cgroup quota is 1.5 CPUs: the quota, which the kernel enforces, decides", "", "quota 1.5 <= affinity 8"},
+		{"a quota above affinity still compared", "T10-quota-above-affinity", 2, 0, 2000, 2, SourceAffinity, "cgroup quota is 4 CPUs", "", "affinity 2 < quota 4"},
+		{"a request above the limit", "T01-max-no-request", 8, 2000, 1000, 1, SourceLimit, "HERD_CPU_REQUEST (2000m) is above HERD_CPU_LIMIT (1000m)", "", ""},
+		{"a tiny limit", "T01-max-no-request", 8, 0, 2, 1, SourceLimit, "HERD_CPU_LIMIT is 2m (0 CPU), less than any server asks for; for 2 CPUs write 2 or 2.0", "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := mustCompute(t, Input{FS: fixture(c.fixture), Affinity: c.affinity, Request: c.request, Limit: c.limit})
+			if r.Workers != c.workers || r.Source != c.source || r.Limit != c.limit {
+				t.Errorf("workers %d source %s limit %d; want %d %s %d", r.Workers, r.Source, r.Limit, c.workers, c.source, c.limit)
+			}
+			warnings := strings.Join(r.Warnings, "\n")
+			if (c.warn == "") != (len(r.Warnings) == 0) || !strings.Contains(warnings, c.warn) {
+				t.Errorf("warnings %q, want %q", r.Warnings, c.warn)
+			}
+			if !strings.Contains(strings.Join(r.Notes, "\n"), c.note) {
+				t.Errorf("notes %q lack %q", r.Notes, c.note)
+			}
+			out := table(r)
+			if !strings.Contains(out, c.why) || !strings.Contains(out, "limit, HERD_CPU_LIMIT") || !strings.Contains(r.LogLine(), fmt.Sprintf(" limit=%dm", c.limit)) {
+				t.Errorf("the limit is not explained (want %q):\n%s\n%s", c.why, r.LogLine(), out)
+			}
+		})
+	}
+}
+
 func TestTinyRequestWarns(t *testing.T) {
 	r := mustCompute(t, Input{FS: fixture("T01-max-no-request"), Affinity: 8, Request: 2})
 	if r.Workers != 1 || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "for 2 CPUs write 2 or 2.0") {
@@ -237,11 +281,12 @@ func TestThisMachine(t *testing.T) {
 }
 
 func FuzzCompute(f *testing.F) {
-	f.Add("0::/a/b\n", lineV2, "max 100000\n", "150000 100000\n", uint8(8), int64(0))
-	f.Add("4:cpu,cpuacct:/docker/abc\n", lineV1Mixed, "200000", "-1", uint8(2), int64(1500))
-	f.Add("0::/../../x\n", lineOutside, "", "", uint8(1), int64(0))
-	f.Fuzz(func(t *testing.T, cgroup, mountinfo, leaf, parent string, affinity uint8, request int64) {
-		if affinity == 0 || request < 0 {
+	f.Add("0::/a/b\n", lineV2, "max 100000\n", "150000 100000\n", uint8(8), int64(0), int64(0))
+	f.Add("4:cpu,cpuacct:/docker/abc\n", lineV1Mixed, "200000", "-1", uint8(2), int64(1500), int64(0))
+	f.Add("0::/../../x\n", lineOutside, "", "", uint8(1), int64(0), int64(0))
+	f.Add("0::/a/b\n", lineV2, "max 100000\n", "max 100000\n", uint8(4), int64(500), int64(1500))
+	f.Fuzz(func(t *testing.T, cgroup, mountinfo, leaf, parent string, affinity uint8, request, limit int64) {
+		if affinity == 0 || request < 0 || limit < 0 {
 			return
 		}
 		fsys := fstest.MapFS{
@@ -253,7 +298,7 @@ func FuzzCompute(f *testing.F) {
 			"sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us":  {Data: []byte(leaf)},
 			"sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": {Data: []byte(parent)},
 		}
-		r, err := Compute(Input{FS: fsys, Affinity: int(affinity), Request: request})
+		r, err := Compute(Input{FS: fsys, Affinity: int(affinity), Request: request, Limit: limit})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,14 +32,29 @@
 //     v1 cpu.cfs_quota_us over cpu.cfs_period_us (-1 is none). A missing,
 //     unreadable or malformed level is "no limit here", recorded in
 //     Result.Levels, and the walk goes on.
-//  4. Budget B = min(A, Q). With no quota, B = min(A, request) when
-//     HERD_CPU_REQUEST is set, else B = A with a warning saying how to pass
-//     the request through the Downward API. cpu.shares and cpu.weight are
-//     never read: their mapping from a request changed between runtimes.
+//  4. Budget B = min(A, Q). With no quota, B = min(A, limit) when
+//     HERD_CPU_LIMIT is set (the container's limits.cpu through the
+//     Downward API: a quota the node does not enforce, or one hidden from
+//     the container), else B = min(A, request) when HERD_CPU_REQUEST is
+//     set, else B = A with a warning saying how to pass the request
+//     through the Downward API. A limit given beside a visible quota only
+//     raises a warning when the two differ: the kernel enforces the quota.
+//     cpu.shares and cpu.weight are never read: their mapping from a
+//     request changed between runtimes.
 //     An optional reserve for herd comes off B, never taking it below
 //     min(B, 1).
 //  5. Workers W = B rounded (nearest with halves up, floor or ceil), at
 //     least 1, then clamped to the minimum and maximum when set.
+//
+// # A limit through the Downward API
+//
+// For a container that has no CPU limit, the kubelet resolves limits.cpu to
+// the node's allocatable CPU, not to 0 (defaultPodLimitsForDownwardApi in
+// Kubernetes' pkg/kubelet/kubelet_resources.go). Compute cannot tell that
+// from a real limit: with no quota it would size to min(A, allocatable),
+// about one worker per CPU of the node, what no limit gives anyway, and
+// the request would go unused. HERD_CPU_LIMIT is therefore meant to be set
+// only for a container that has a limit, which is what herd's chart does.
 //
 // # Why every ancestor
 //

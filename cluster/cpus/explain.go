@@ -17,13 +17,16 @@ import (
 // cpu.cfs_quota_us/cpu.cfs_period_us for v1; "-" when no level limits. A
 // request is shown in millicores ("request=2000m"). A dir holding spaces or
 // other unusual characters is quoted; "-" when none was found. Only when
-// they apply, these follow: guess=true (the directory was guessed),
-// reserve=0.5, min=N, max=N. Warnings are not part of the line; log them
+// they apply, these follow: limit=1500m (HERD_CPU_LIMIT), guess=true (the
+// directory was guessed), reserve=0.5, min=N, max=N. Warnings are not part of the line; log them
 // separately.
 func (r Result) LogLine() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "workers=%d source=%s dir=%s %s=%s affinity=%d request=%s rounding=%s",
 		r.Workers, r.Source, logValue(r.Dir), r.limitKey(), r.limitValue(), r.Affinity, r.requestValue(), r.Rounding)
+	if r.Limit > 0 {
+		fmt.Fprintf(&b, " limit=%s", r.cpuLimitValue())
+	}
 	if r.Guess {
 		b.WriteString(" guess=true")
 	}
@@ -55,11 +58,16 @@ func (r Result) limitValue() string {
 	return "-"
 }
 
-func (r Result) requestValue() string {
-	if r.Request == 0 {
+func (r Result) requestValue() string { return millicores(r.Request) }
+
+func (r Result) cpuLimitValue() string { return millicores(r.Limit) }
+
+// millicores shows an amount from the Downward API: "1500m", "-" for none.
+func millicores(m int64) string {
+	if m == 0 {
 		return "-"
 	}
-	return strconv.FormatInt(r.Request, 10) + "m"
+	return strconv.FormatInt(m, 10) + "m"
 }
 
 // logValue quotes s when it would not read as one key=value token.
@@ -90,6 +98,7 @@ func (r Result) WriteTable(w io.Writer) error {
 	p("INPUTS")
 	p("  affinity, CPUs in sched_getaffinity's mask\t%d", r.Affinity)
 	p("  request, HERD_CPU_REQUEST\t%s", r.requestValue())
+	p("  limit, HERD_CPU_LIMIT\t%s", r.cpuLimitValue())
 	p("  rounding, HERD_CPU_ROUNDING\t%s", r.Rounding)
 	p("  min workers, HERD_MIN_WORKERS\t%s", orDash(r.Min))
 	p("  max workers, HERD_MAX_WORKERS\t%s", orDash(r.Max))
@@ -176,10 +185,14 @@ func (r Result) budgetWhy() string {
 	switch {
 	case r.Source == SourceCgroupV1 || r.Source == SourceCgroupV2:
 		s = fmt.Sprintf("quota %s <= affinity %d", r.Quota, r.Affinity)
+	case r.Source == SourceLimit:
+		s = fmt.Sprintf("no quota; limit %s <= affinity %d", newFraction(uint64(r.Limit), 1000), r.Affinity)
 	case r.Source == SourceRequest:
 		s = fmt.Sprintf("no quota; request %s <= affinity %d", newFraction(uint64(r.Request), 1000), r.Affinity)
 	case r.Quota != nil:
 		s = fmt.Sprintf("affinity %d < quota %s", r.Affinity, r.Quota)
+	case r.Limit > 0:
+		s = fmt.Sprintf("no quota; affinity %d < limit %s", r.Affinity, newFraction(uint64(r.Limit), 1000))
 	case r.Request > 0:
 		s = fmt.Sprintf("no quota; affinity %d < request %s", r.Affinity, newFraction(uint64(r.Request), 1000))
 	default:

@@ -37,6 +37,14 @@ func TestLogLine(t *testing.T) {
 			"workers=2 source=request dir=/sys/fs/cgroup cpu.max=- affinity=64 request=2000m rounding=nearest",
 		},
 		{
+			"limit without a quota", Input{FS: fixture("R04-limit-without-quota"), Affinity: 8, Request: 500, Limit: 1500},
+			"workers=2 source=limit dir=/sys/fs/cgroup cpu.max=- affinity=8 request=500m rounding=nearest limit=1500m",
+		},
+		{
+			"limit that agrees with the quota", Input{FS: fixture("R07-limit-agrees-with-quota"), Affinity: 2, Limit: 1500},
+			"workers=2 source=cgroup-v1 dir=/sys/fs/cgroup/cpu,cpuacct cpu.cfs_quota_us/cpu.cfs_period_us=150000/100000 (1.5) affinity=2 request=- rounding=nearest limit=1500m",
+		},
+		{
 			"no directory", Input{FS: fixture("T19-outside-namespace-root"), Affinity: 8},
 			"workers=8 source=affinity dir=- cpu.max=- affinity=8 request=- rounding=nearest",
 		},
@@ -64,16 +72,18 @@ func TestLogLine(t *testing.T) {
 // TestLogLineShape checks every fixture's line against the shape of
 // CPUS.md step 7.
 func TestLogLineShape(t *testing.T) {
-	shape := regexp.MustCompile(`^workers=[1-9]\d* source=(affinity|cgroup-v1|cgroup-v2|request) dir=("[^"]*"|[^ "]+) ` +
-		`(cpu\.max|cpu\.cfs_quota_us/cpu\.cfs_period_us)=(-|\d+/\d+ \(\d+(\.\d\d?)?\)) affinity=[1-9]\d* request=(-|\d+m) rounding=(nearest|floor|ceil)( guess=true)?$`)
+	shape := regexp.MustCompile(`^workers=[1-9]\d* source=(affinity|cgroup-v1|cgroup-v2|limit|request) dir=("[^"]*"|[^ "]+) ` +
+		`(cpu\.max|cpu\.cfs_quota_us/cpu\.cfs_period_us)=(-|\d+/\d+ \(\d+(\.\d\d?)?\)) affinity=[1-9]\d* request=(-|\d+m) rounding=(nearest|floor|ceil)( limit=\d+m)?( guess=true)?$`)
 	entries, _ := os.ReadDir("testdata")
 	for _, e := range entries {
 		if e.Name() == "fuzz" {
 			continue
 		}
-		line := mustCompute(t, Input{FS: fixture(e.Name()), Affinity: 4, Request: 1500}).LogLine()
-		if !shape.MatchString(line) {
-			t.Errorf("%s: %s", e.Name(), line)
+		for _, limit := range []int64{0, 2500} {
+			line := mustCompute(t, Input{FS: fixture(e.Name()), Affinity: 4, Request: 1500, Limit: limit}).LogLine()
+			if !shape.MatchString(line) {
+				t.Errorf("%s: %s", e.Name(), line)
+			}
 		}
 	}
 }
@@ -89,7 +99,7 @@ func TestJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"affinity", "available", "budget", "cgroup", "cgroup_version", "dir", "guess", "levels",
-		"max_workers", "min_workers", "mount_point", "mount_root", "notes", "quota", "request_millicores",
+		"limit_millicores", "max_workers", "min_workers", "mount_point", "mount_root", "notes", "quota", "request_millicores",
 		"reserve", "rounded", "rounding", "source", "warnings", "workers"}
 	if got := keys(m); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("result keys\n got %v\nwant %v", got, want)

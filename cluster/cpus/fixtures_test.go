@@ -12,6 +12,7 @@ import (
 type expectation struct {
 	Affinity int       `json:"affinity"`
 	Request  int64     `json:"request"`
+	Limit    int64     `json:"limit"`
 	Budget   Fraction  `json:"budget"`
 	Quota    *Fraction `json:"quota"`
 	Workers  struct {
@@ -57,7 +58,7 @@ func TestFixtures(t *testing.T) {
 				r Rounding
 				w int
 			}{{Nearest, want.Workers.Nearest}, {Floor, want.Workers.Floor}, {Ceil, want.Workers.Ceil}} {
-				got, err := Compute(Input{FS: os.DirFS(dir), Affinity: want.Affinity, Request: want.Request, Rounding: rc.r})
+				got, err := Compute(Input{FS: os.DirFS(dir), Affinity: want.Affinity, Request: want.Request, Limit: want.Limit, Rounding: rc.r})
 				if err != nil {
 					t.Fatalf("%s: Compute: %v", rc.r, err)
 				}

@@ -11,7 +11,8 @@ var (
 	errRequestLarge = errors.New("is too large: must be at most 9223372036854775807 millicores")
 )
 
-// ParseRequest parses HERD_CPU_REQUEST into millicores.
+// ParseRequest parses HERD_CPU_REQUEST (and HERD_CPU_LIMIT, written the same
+// way) into millicores.
 //
 // A bare whole number of 10 or more is millicores: "500" is half a CPU,
 // because that is what the Downward API writes for resourceFieldRef
