@@ -2,7 +2,10 @@ package cluster
 
 import (
 	"errors"
+	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/herd-sh/herd/cluster/ipc"
 	"golang.org/x/sys/unix"
@@ -27,8 +30,11 @@ import (
 // an os.File.
 type poller struct {
 	epfd int
-	wake int // eventfd: written by stop
+	wake int // eventfd: written by stop and interrupt
 	done chan struct{}
+
+	stopping atomic.Bool
+	asleep   atomic.Bool // run is in epoll_wait (or about to be)
 
 	mu    sync.Mutex
 	next  uint32
@@ -42,6 +48,10 @@ type pollItem struct {
 	r   *ipc.Reader
 	srv *server // rr: a server's accepting socket
 }
+
+// yieldEvery is how often the poller's goroutine yields (see run); under
+// the runtime's 10 ms preemption period (forcePreemptNS, runtime/proc.go).
+const yieldEvery = 5 * time.Millisecond
 
 // wakeToken marks the eventfd; registrations count from 1.
 const wakeToken = 0
@@ -104,8 +114,24 @@ func (p *poller) lookup(tok uint32) (pollItem, bool) {
 func (p *poller) run(s *Supervisor) {
 	defer close(p.done)
 	events := make([]unix.EpollEvent, 128)
+	yielded := time.Now()
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
+		// A goroutine that never passes through the scheduler looks to the
+		// runtime's monitor like one running for too long: every 10 ms it
+		// takes the P away (from the system call), and resets its own
+		// polling interval to 20 µs, which then costs more CPU than the
+		// connections. A yield every few milliseconds avoids both.
+		now := time.Now()
+		if now.Sub(yielded) > yieldEvery {
+			runtime.Gosched()
+			yielded = now
+		}
+		p.asleep.Store(true)
+		n, err := unix.EpollWait(p.epfd, events, s.retryTimeout(now))
+		p.asleep.Store(false)
+		if err == nil {
+			s.retryDue(time.Now())
+		}
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -116,7 +142,12 @@ func (p *poller) run(s *Supervisor) {
 		for _, ev := range events[:n] {
 			tok := uint32(ev.Fd)
 			if tok == wakeToken {
-				return
+				var buf [8]byte
+				_, _ = unix.Read(p.wake, buf[:])
+				if p.stopping.Load() {
+					return
+				}
+				continue
 			}
 			it, ok := p.lookup(tok)
 			switch {
@@ -134,11 +165,24 @@ func (p *poller) run(s *Supervisor) {
 	}
 }
 
+// interrupt wakes run from epoll_wait, if it is there, so that it sleeps
+// again with a new timeout.
+func (p *poller) interrupt() {
+	if p != nil && p.asleep.Load() {
+		p.kick()
+	}
+}
+
+func (p *poller) kick() {
+	one := [8]byte{1}
+	_, _ = unix.Write(p.wake, one[:])
+}
+
 // stop ends run and closes the epoll set. Every registration must have
 // been removed or its fd closed.
 func (p *poller) stop() {
-	var one = [8]byte{1}
-	_, _ = unix.Write(p.wake, one[:])
+	p.stopping.Store(true)
+	p.kick()
 	<-p.done
 	unix.Close(p.epfd)
 	unix.Close(p.wake)

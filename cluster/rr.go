@@ -27,9 +27,59 @@ import (
 // leaves a server, is disconnected or exits; a server closes; a shutdown
 // looks for connections still queued). Everything else stays the loop's.
 
-// rrState is the hand-off's lock and its message counter.
+// rrState is the hand-off's lock, and the dispatches due later.
 type rrState struct {
 	mu sync.Mutex
+	// A dispatch that waits for a held or lagging worker is retried by
+	// the poller (its epoll_wait times out then) rather than by a timer:
+	// a timer wakes the runtime's poller thread, and fires on yet
+	// another goroutine.
+	due     time.Time // the earliest retry; zero if none
+	waiting []*server // servers with a retry due
+}
+
+// retryAt has srv dispatched again at t. With s.rr.mu held.
+func (r *rrState) retryAt(srv *server, t time.Time, p *poller) {
+	if !srv.waking {
+		srv.waking = true
+		r.waiting = append(r.waiting, srv)
+	}
+	if r.due.IsZero() || t.Before(r.due) {
+		r.due = t
+		p.interrupt() // the poller may be asleep with a later timeout
+	}
+}
+
+// retryTimeout is how long the poller may sleep before a retry is due:
+// -1 for none, else milliseconds, rounded up.
+func (s *Supervisor) retryTimeout(now time.Time) int {
+	s.rr.mu.Lock()
+	defer s.rr.mu.Unlock()
+	if s.rr.due.IsZero() {
+		return -1
+	}
+	d := s.rr.due.Sub(now)
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// retryDue dispatches the servers whose retry has come.
+func (s *Supervisor) retryDue(now time.Time) {
+	s.rr.mu.Lock()
+	defer s.rr.mu.Unlock()
+	if s.rr.due.IsZero() || now.Before(s.rr.due) {
+		return
+	}
+	waiting := s.rr.waiting
+	s.rr.waiting, s.rr.due = nil, time.Time{}
+	for _, srv := range waiting {
+		srv.waking = false
+		if !srv.closed {
+			s.dispatchLocked(srv) // may ask for another retry
+		}
+	}
 }
 
 // rrConn is the newconn a worker has not answered yet.
@@ -210,14 +260,8 @@ func (s *Supervisor) dispatchLocked(srv *server) {
 	if len(srv.queue) == 0 {
 		srv.queue = nil // let a burst's array go
 	}
-	if len(srv.queue) > 0 && held > 0 && !srv.waking {
-		srv.waking = true
-		time.AfterFunc(held, func() {
-			s.rr.mu.Lock()
-			defer s.rr.mu.Unlock()
-			srv.waking = false
-			s.dispatchLocked(srv)
-		})
+	if len(srv.queue) > 0 && held > 0 {
+		s.rr.retryAt(srv, now.Add(held), s.poll)
 	}
 }
 
