@@ -62,7 +62,7 @@ const ndGuard = 20 * time.Second
 // ndOpts describes one run of herd with node workers.
 type ndOpts struct {
 	workers int
-	policy  string   // HERD_SCHED_POLICY
+	policy  string   // HERD_SCHED_POLICY; "default": not set at all
 	env     []string // more of herd's environment
 	script  string   // testdata file (default node_listen.js)
 	cfg     any      // node_listen.js's configuration (argv[2], as JSON)
@@ -94,11 +94,16 @@ func ndStart(t *testing.T, o ndOpts) *herdRun {
 	}
 	argv = append(argv, o.args...)
 	env := []string{"HERD_WORKERS=" + strconv.Itoa(max(o.workers, 1))}
-	if o.policy != "" {
+	var unset []string
+	switch o.policy {
+	case "":
+	case "default":
+		unset = []string{"HERD_SCHED_POLICY", "NODE_CLUSTER_SCHED_POLICY"}
+	default:
 		env = append(env, "HERD_SCHED_POLICY="+o.policy)
 	}
 	env = append(env, o.env...)
-	s := spec{mode: o.mode, env: env, args: cmdArgs(argv...), dir: o.dir}
+	s := spec{mode: o.mode, env: env, args: cmdArgs(argv...), dir: o.dir, unset: unset}
 	if o.strace != "" {
 		st := requireTool(t, "strace")
 		s.mode = underNSInit
@@ -2034,8 +2039,18 @@ func ndConf19Exclusive(t *testing.T) {
 // process has it (/proc/<pid>/fd against /proc/net/tcp{,6}).
 func TestC2UnmodifiedNodeRR(t *testing.T) {
 	t.Parallel()
+	// rr is herd's default: the second run sets no policy at all.
+	for _, policy := range []string{"rr", "default"} {
+		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
+			testC2(t, policy)
+		})
+	}
+}
+
+func testC2(t *testing.T, policy string) {
 	port := ndFreePort(t, "tcp", "")
-	r := ndStart(t, ndOpts{workers: 2, policy: "rr", script: "node_plain.js", args: []string{strconv.Itoa(port)}})
+	r := ndStart(t, ndOpts{workers: 2, policy: policy, script: "node_plain.js", args: []string{strconv.Itoa(port)}})
 	pids := ndListening(t, r, 2)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	var bodies []string

@@ -83,7 +83,7 @@ func Defaults() Config {
 		ShutdownTimeout: Duration(25 * time.Second),
 		ExitRemap:       Remap{},
 		StopSignal:      Signal(unix.SIGTERM),
-		SchedPolicy:     Policy(cluster.PolicyNone),
+		SchedPolicy:     Policy(cluster.PolicyRR),
 		NodeChannel:     true,
 		ReadySignal:     Ready(cluster.ReadyListening),
 		ReadyTimeout:    Duration(60 * time.Second),

@@ -35,6 +35,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -375,6 +376,7 @@ type spec struct {
 	nobody  bool       // pid1: run herd as uid/gid 65534
 	bystand bool       // nsinit: also start a bystander process that must survive
 	cgroup  string     // pid1/exec: cgroup directory to join (write own pid to cgroup.procs) before exec
+	unset   []string   // variables of cleanEnv to leave out (HERD_SCHED_POLICY: herd's default policy)
 }
 
 // herdRun is a running herd (or tini) and what it printed.
@@ -404,7 +406,10 @@ func cleanEnv() []string {
 	}
 	// Many herds run at once here, in one network namespace: none serves
 	// probes unless a test asks (a later HERD_HEALTH_ADDR in the list wins).
-	return append(env, "HERD_HEALTH_ADDR=off")
+	// Tests whose workers take LISTEN_FDS sockets run under none unless
+	// they choose (rr, the default, hands sockets only to workers that
+	// speak Node's protocol); TestDefaultPolicyRR checks the default.
+	return append(env, "HERD_HEALTH_ADDR=off", "HERD_SCHED_POLICY=none")
 }
 
 func hasKey(env []string, key string) bool {
@@ -425,7 +430,10 @@ func start(t testing.TB, s spec) *herdRun {
 	if prog == "" {
 		prog = herdPath(t)
 	}
-	env := cleanEnv()
+	env := slices.DeleteFunc(cleanEnv(), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(s.unset, k)
+	})
 	if !hasKey(s.env, "HERD_TERMINATION_LOG") {
 		// Never write the host's /dev/termination-log from a test.
 		env = append(env, "HERD_TERMINATION_LOG=off")

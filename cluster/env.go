@@ -42,6 +42,16 @@ func (s *Supervisor) workerEnv(id int, sl *slot) []string {
 			}
 		}
 	}
+	if s.cfg.Policy == PolicyRR {
+		// Under rr a worker gets no socket, only the address to ask for
+		// through the protocol: PORT says which.
+		for _, l := range s.cfg.Listeners {
+			if p := l.Port(); p > 0 {
+				env = append(env, "PORT="+strconv.Itoa(p))
+				break
+			}
+		}
+	}
 	if s.cfg.NotifyAddr != "" {
 		env = append(env, "NOTIFY_SOCKET="+s.cfg.NotifyAddr)
 	}

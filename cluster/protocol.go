@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -33,21 +32,13 @@ type ipcEvent struct {
 	err error // set when the channel ended: io.EOF, or a *ipc.ProtocolError
 }
 
-// handleAck is the transport's NACK of a newconn handle (or the channel's
-// end before the ACK): the worker never had the connection.
-type handleAck struct {
-	w     *worker
-	seq   int64
-	acked bool
-}
-
 // onlineWarnAfter is how long a worker under rr may stay silent on its
 // channel before herd explains that rr needs the cluster protocol.
 const onlineWarnAfter = 5 * time.Second
 
 // openChannel makes w's channel; child is the worker's end, for its fds.
 func (s *Supervisor) openChannel(w *worker) (child int, err error) {
-	ch, child, err := ipc.Pair()
+	ch, child, err := ipc.Pair(ipc.WithoutPoller())
 	if err != nil {
 		return -1, err
 	}
@@ -55,14 +46,29 @@ func (s *Supervisor) openChannel(w *worker) (child int, err error) {
 	return child, nil
 }
 
-// readChannel hands every message of w's channel to the loop until it ends.
-func (s *Supervisor) readChannel(w *worker) {
-	err := w.ch.Run(context.Background(), func(m ipc.Message) {
+// watchChannel has herd's poller read w's channel: the answers to rr's
+// newconns are applied where they are read, everything else goes to the
+// loop.
+func (s *Supervisor) watchChannel(w *worker) error {
+	r, err := w.ch.NewReader(func(m ipc.Message) {
+		if isNewconnReply(m) {
+			s.newconnReply(w, m) // the hot path of rr: here, not on the loop
+			return
+		}
 		select {
 		case s.ipcEvents <- ipcEvent{w: w, m: m}:
 		case <-s.done:
 		}
 	})
+	if err != nil {
+		return err
+	}
+	w.pollTok, err = s.poll.add(pollItem{fd: w.ch.FD(), w: w, r: r})
+	return err
+}
+
+// channelEnded tells the loop that w's channel ended with err.
+func (s *Supervisor) channelEnded(w *worker, err error) {
 	if err == nil {
 		err = errors.New("channel closed")
 	}
@@ -72,11 +78,19 @@ func (s *Supervisor) readChannel(w *worker) {
 	}
 }
 
+// closeChannel closes w's channel, out of the poller first.
+func (s *Supervisor) closeChannel(w *worker) {
+	if w.pollTok != 0 {
+		s.poll.remove(w.pollTok)
+		w.pollTok = 0
+	}
+	_ = w.ch.Close()
+}
+
 // nextSeq numbers herd's cluster messages, one counter for every worker as
 // Node's primary does.
 func (s *Supervisor) nextSeq() int64 {
-	s.seq++
-	return s.seq - 1
+	return s.seq.Add(1) - 1
 }
 
 // channelEvent applies one event of a worker's channel.
@@ -99,10 +113,6 @@ func (s *Supervisor) channelEvent(ev ipcEvent) {
 		if !m.Internal() || m.Cmd == ipc.CmdHandle {
 			s.log.Debug("worker message", "id", w.id, "pid", w.pid, "message", clip(m.Raw))
 		}
-		return
-	}
-	if m.Ack != nil && m.Act == "" {
-		s.newconnReply(w, m)
 		return
 	}
 	switch m.Act {
@@ -136,7 +146,7 @@ func (s *Supervisor) channelEvent(ev ipcEvent) {
 // disconnect asks a protocol worker to stop gracefully: it closes its
 // servers, lets its connections finish, and exits when nothing is left.
 func (s *Supervisor) disconnect(w *worker) {
-	w.disconnected = true
+	s.rrDisconnect(w)
 	s.dropFromServers(w)
 	if err := w.ch.Send(json.RawMessage(ipc.ClusterMessage(actDisconnect, s.nextSeq(), nil))); err != nil {
 		s.signalGroup(w.pid, s.cfg.StopSignal)

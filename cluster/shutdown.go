@@ -106,6 +106,7 @@ func (s *Supervisor) beginStop(sig unix.Signal, reason string) {
 	closeAll(s.cfg.Listeners)
 	for _, srv := range s.servers {
 		s.stopAccepting(srv) // rr: what herd queued still goes to the workers
+		s.rrStopping(srv)
 	}
 	stopSig := s.cfg.StopSignal
 	if sig != 0 {
@@ -135,17 +136,8 @@ func (s *Supervisor) sendDisconnects() {
 	if len(st.disconnects) == 0 {
 		return
 	}
-	if time.Since(st.began) < time.Second {
-		for _, srv := range s.servers {
-			if len(srv.queue) > 0 {
-				return
-			}
-			for w := range srv.workers {
-				if w.rr != nil {
-					return
-				}
-			}
-		}
+	if time.Since(st.began) < time.Second && s.rrBusy() {
+		return
 	}
 	for _, w := range st.disconnects {
 		if s.workers[w.pid] == w {

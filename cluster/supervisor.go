@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -103,10 +104,11 @@ type Supervisor struct {
 	done    chan struct{}
 	snap    atomic.Pointer[Snapshot]
 
-	ipcEvents  chan ipcEvent
-	handleAcks chan handleAck
-	conns      chan connEvent
-	handoffs   handoffStats
+	ipcEvents chan ipcEvent
+	handoffs  handoffStats
+	rr        rrState
+	poll      *poller      // the hot path's epoll set, while Run runs
+	seq       atomic.Int64 // herd's cluster message counter (rr sends from other goroutines)
 
 	// Owned by the Run goroutine.
 	slots        []*slot         // slots 0..desired-1
@@ -123,7 +125,6 @@ type Supervisor struct {
 	stop         stopState
 	closeLater   map[*slot]struct{} // removed slots whose sockets wait for their workers
 	servers      map[string]*server // addresses workers listen on through the protocol, by key
-	seq          int64              // herd's cluster message counter
 	// readiness
 	initialSlots  map[*slot]bool // the first cohort, until each has listened once
 	startedUp     bool
@@ -163,8 +164,9 @@ type worker struct {
 
 	ch     *ipc.Channel // Node's cluster channel, nil without one
 	online bool         // the worker speaks the cluster protocol
-	// disconnected: herd sent it disconnect; it gets no more connections
-	disconnected bool
+	// rr, under s.rr.mu (see rr.go):
+	disconnected bool      // herd sent it disconnect; it gets no more connections
+	pollTok      uint32    // its channel's poller token, 0 if none (the loop's)
 	rr           *rrConn   // its unanswered newconn
 	rrCount      int       // connections handed to it (rr fairness)
 	rrHold       time.Time // passed over until then (it refused a connection)
@@ -211,8 +213,6 @@ func New(cfg Config, r *reaper.Reaper, log *slog.Logger) *Supervisor {
 		closeLater:   map[*slot]struct{}{},
 		servers:      map[string]*server{},
 		ipcEvents:    make(chan ipcEvent, 1024),
-		handleAcks:   make(chan handleAck, 1024),
-		conns:        make(chan connEvent, 1024),
 		initialSlots: map[*slot]bool{},
 	}
 	s.publish()
@@ -224,6 +224,21 @@ func (s *Supervisor) desired() int { return len(s.slots) }
 // Run starts the workers and handles events until none is left to run, then
 // returns how herd should exit. signals carries every signal herd caught.
 func (s *Supervisor) Run(signals <-chan os.Signal) Result {
+	p, err := newPoller()
+	if err != nil {
+		s.log.Error("cannot create an epoll set", "err", err)
+		return Result{Code: 1, Reason: "no epoll set: " + err.Error()}
+	}
+	s.poll = p
+	// The poller's goroutine spends its idle time in epoll_wait, holding a
+	// P in a system call. With one P (GOMAXPROCS follows a CPU limit of 1
+	// since Go 1.25) the runtime would take that P back every time for the
+	// loop, and hand it over again on the next connection.
+	if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
+	go p.run(s)
+	defer p.stop()
 	defer close(s.done)
 	defer s.closeSockets()
 	defer s.closeServers()
@@ -280,10 +295,6 @@ func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 			s.notified(m)
 		case ev := <-s.ipcEvents:
 			s.channelEvent(ev)
-		case c := <-s.conns:
-			s.accepted(c)
-		case a := <-s.handleAcks:
-			s.handleAcked(a)
 		case <-watchdog:
 			s.checkWatchdog()
 		case <-tick:
@@ -430,7 +441,10 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 	s.started++
 	s.log.Info("worker started", "id", w.id, "index", sl.index, "pid", pid)
 	if w.ch != nil {
-		go s.readChannel(w)
+		if err := s.watchChannel(w); err != nil {
+			s.log.Error("cannot read the worker's channel", "id", w.id, "err", err)
+			s.closeChannel(w)
+		}
 	}
 	s.afterStart(w)
 	return w
@@ -494,10 +508,8 @@ func (s *Supervisor) exited(ev exitEvent) {
 	delete(s.workers, w.pid)
 	if w.ch != nil {
 		s.dropFromServers(w)
-		_ = w.ch.Close()
-		if w.rr != nil {
-			s.takeBack(w) // gone: it had the connection only if it ACKed
-		}
+		s.closeChannel(w)
+		s.takeBack(w) // gone: it had an unanswered connection only if it ACKed
 	}
 	if reason := w.launchFailure(); reason != "" {
 		// The launcher could not execve the command: as when herd itself

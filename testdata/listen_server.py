@@ -23,6 +23,13 @@ import socket
 import sys
 
 
+def say(line):
+    """One line on stdout in one write, so lines of several workers sharing
+    the pipe never interleave (print may write the text and its newline
+    separately)."""
+    os.write(1, (line + "\n").encode())
+
+
 def notify(msg):
     addr = os.environ.get("NOTIFY_SOCKET")
     if not addr:
@@ -48,11 +55,11 @@ def inherited_sockets():
     """The sockets passed by socket activation (fds 3.., sd_listen_fds(3))."""
     pid = os.environ.get("LISTEN_PID")
     if pid is None or int(pid) != os.getpid():
-        print(f"listen_server: LISTEN_PID={pid!r} is not my pid {os.getpid()}", flush=True)
+        say(f"listen_server: LISTEN_PID={pid!r} is not my pid {os.getpid()}")
         sys.exit(3)
     n = int(os.environ.get("LISTEN_FDS", "0"))
     if n < 1:
-        print("listen_server: LISTEN_FDS < 1", flush=True)
+        say("listen_server: LISTEN_FDS < 1")
         sys.exit(3)
     return [socket.socket(fileno=fd) for fd in range(3, 3 + n)]
 
@@ -123,14 +130,13 @@ def main():
     servers = [http_server(s) for s in socks]
 
     ports = ",".join(str(s.getsockname()[1]) for s in socks)
-    print(
+    say(
         f"listen_server pid={os.getpid()} index={os.environ.get('HERD_WORKER_INDEX', '')}"
         f" port={ports} env_port={os.environ.get('PORT', '')}"
         f" uid={os.getuid()} gid={os.getgid()} groups={','.join(map(str, os.getgroups()))}"
         f" listen_fds={os.environ.get('LISTEN_FDS', '')}"
         f" fdnames={os.environ.get('LISTEN_FDNAMES', '')}"
-        f" watchdog_usec={os.environ.get('WATCHDOG_USEC', '')}",
-        flush=True,
+        f" watchdog_usec={os.environ.get('WATCHDOG_USEC', '')}"
     )
 
     if a.beat_for is not None:
@@ -139,7 +145,7 @@ def main():
             while a.beat_for < 0 or time.monotonic() < end:
                 notify("WATCHDOG=1")
                 time.sleep(0.1)
-            print(f"listen_server pid={os.getpid()} beats stopped", flush=True)
+            say(f"listen_server pid={os.getpid()} beats stopped")
         notify("WATCHDOG=1")
         threading.Thread(target=beat, daemon=True).start()
 

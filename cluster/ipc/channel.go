@@ -33,6 +33,7 @@ type config struct {
 	maxQueueLen   int
 	keepHandles   bool
 	trace         func(Event)
+	noPoller      bool
 }
 
 // WithMaxLine sets the longest line Run accepts (bytes, without the '\n');
@@ -53,6 +54,13 @@ func WithMaxQueue(bytes, messages int) Option {
 // as a primary never wants the handles an app sends; a worker-side user of
 // this package (newconn, a shared listening socket) does.
 func WithKeepHandles() Option { return func(c *config) { c.keepHandles = true } }
+
+// WithoutPoller leaves the channel out of Go's netpoller: the caller waits
+// for it to become readable itself (an epoll set of its own, on FD) and
+// then calls a Reader's ReadReady; Run is not available. It is for a caller
+// that serves many channels from one thread: a channel in the netpoller
+// would also wake the runtime's poller thread for every message.
+func WithoutPoller() Option { return func(c *config) { c.noPoller = true } }
 
 // WithTrace calls fn for every line written and read, in the order herd
 // wrote and parsed them. fn runs synchronously with the channel's lock held: it
@@ -92,8 +100,9 @@ type Event struct {
 // (Run) and a writer that carries fds (Send, SendHandle). Its methods are
 // safe for concurrent use. See the package documentation for the invariants.
 type Channel struct {
-	file *os.File        // herd's end, non-blocking, registered with the netpoller
+	file *os.File        // herd's end, non-blocking, registered with the netpoller (unless WithoutPoller)
 	rc   syscall.RawConn // file's; its Read and Write never touch O_NONBLOCK
+	fd   int             // file's descriptor, for FD
 	cfg  config
 
 	running atomic.Bool // Run has been called
@@ -153,21 +162,37 @@ func Open(fd int, opts ...Option) (*Channel, error) {
 	if typ != unix.SOCK_STREAM || dom != unix.AF_UNIX {
 		return nil, fmt.Errorf("ipc: fd %d is not an AF_UNIX SOCK_STREAM socket: node's channel needs one to pass fds", fd)
 	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		return nil, fmt.Errorf("ipc: fd %d: set O_NONBLOCK: %w", fd, err)
-	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("ipc: fd %d: set FD_CLOEXEC: %w", fd, err)
 	}
-	// O_NONBLOCK is set, so os.NewFile registers the fd with the netpoller.
+	if cfg.noPoller {
+		// os.NewFile registers a non-blocking fd with the netpoller, so
+		// O_NONBLOCK is set only once the File exists (on the descriptor,
+		// never through Fd(), which would clear it).
+		if err := unix.SetNonblock(fd, false); err != nil {
+			return nil, fmt.Errorf("ipc: fd %d: clear O_NONBLOCK: %w", fd, err)
+		}
+	} else if err := unix.SetNonblock(fd, true); err != nil {
+		return nil, fmt.Errorf("ipc: fd %d: set O_NONBLOCK: %w", fd, err)
+	}
 	file := os.NewFile(uintptr(fd), "ipc")
+	if cfg.noPoller {
+		if err := unix.SetNonblock(fd, true); err != nil {
+			_ = unix.SetNonblock(fd, false)
+			return nil, fmt.Errorf("ipc: fd %d: set O_NONBLOCK: %w", fd, err)
+		}
+	}
 	rc, err := file.SyscallConn()
 	if err != nil {
 		file.Close()
 		return nil, fmt.Errorf("ipc: fd %d: %w", fd, err)
 	}
-	return &Channel{file: file, rc: rc, cfg: cfg}, nil
+	return &Channel{file: file, rc: rc, fd: fd, cfg: cfg}, nil
 }
+
+// FD is the channel's descriptor, for a caller of WithoutPoller to wait on
+// (epoll). It is valid until Close; never read or write it directly.
+func (c *Channel) FD() int { return c.fd }
 
 // Close closes herd's end of the channel. For a node worker that is the
 // dead-man switch: it reads EOF and calls process.exit(0) at once, without

@@ -29,6 +29,9 @@ import (
 // arrived and was not handed to deliver is closed before Run returns. Run
 // may be called once.
 func (c *Channel) Run(ctx context.Context, deliver func(Message)) error {
+	if c.cfg.noPoller {
+		return errors.New("ipc: Run on a channel opened WithoutPoller: use a Reader")
+	}
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("ipc: Run called twice")
 	}
@@ -68,9 +71,85 @@ func (c *Channel) Run(ctx context.Context, deliver func(Message)) error {
 	}
 }
 
+// Reader reads a channel opened WithoutPoller, for a caller that waits for
+// it to become readable itself. It applies the same rules as Run.
+type Reader struct {
+	c       *Channel
+	f       *framer
+	buf     []byte
+	oob     []byte
+	deliver func(Message)
+	err     error
+}
+
+// NewReader returns the channel's Reader; deliver is as for Run and runs on
+// ReadReady's goroutine. At most one Reader (or Run) per channel.
+func (c *Channel) NewReader(deliver func(Message)) (*Reader, error) {
+	if !c.running.CompareAndSwap(false, true) {
+		return nil, errors.New("ipc: a channel has one reader")
+	}
+	if deliver == nil {
+		deliver = func(Message) {}
+	}
+	return &Reader{c: c, f: newFramer(c.cfg.maxLine), buf: make([]byte, readBufSize),
+		oob: make([]byte, oobSize), deliver: deliver}, nil
+}
+
+// ReadReady reads and delivers what the channel holds now, without waiting.
+// It returns nil when nothing more can be read now, and otherwise what Run
+// would return when the channel ends (io.EOF, a *ProtocolError, ErrClosed),
+// every time it is called from then on.
+func (r *Reader) ReadReady() error {
+	if r.err != nil {
+		return r.err
+	}
+	c := r.c
+	emit := func(m Message) error { return c.receive(m, r.deliver) }
+	for {
+		n, fds, trunc, err := c.recvNow(r.buf, r.oob)
+		if err == unix.EAGAIN {
+			return nil
+		}
+		if err != nil {
+			switch {
+			case c.isClosed():
+				err = ErrClosed
+			case errors.Is(err, unix.ECONNRESET):
+				err = io.EOF
+			}
+			if err == io.EOF {
+				c.peerGone()
+			}
+			r.fail(err)
+			return err
+		}
+		if err := r.f.feed(r.buf[:n], fds, trunc, emit); err != nil {
+			r.fail(err)
+			return err
+		}
+		if n < len(r.buf) {
+			return nil // a short read: the socket is empty (a later event says otherwise)
+		}
+	}
+}
+
+func (r *Reader) fail(err error) {
+	r.err = err
+	r.f.closeFD()
+}
+
 // recv does one recvmsg, waiting in the netpoller while there is nothing to
 // read. Received fds are close-on-exec (MSG_CMSG_CLOEXEC).
 func (c *Channel) recv(buf, oob []byte) (n int, fds []int, truncated bool, err error) {
+	return c.recvmsg(buf, oob, true)
+}
+
+// recvNow is recv without the wait: unix.EAGAIN when there is nothing.
+func (c *Channel) recvNow(buf, oob []byte) (n int, fds []int, truncated bool, err error) {
+	return c.recvmsg(buf, oob, false)
+}
+
+func (c *Channel) recvmsg(buf, oob []byte, wait bool) (n int, fds []int, truncated bool, err error) {
 	var oobn, flags int
 	var serr error
 	rerr := c.rc.Read(func(fd uintptr) bool {
@@ -79,7 +158,7 @@ func (c *Channel) recv(buf, oob []byte) (n int, fds []int, truncated bool, err e
 			if serr == unix.EINTR {
 				continue
 			}
-			return serr != unix.EAGAIN
+			return !wait || serr != unix.EAGAIN
 		}
 	})
 	if rerr != nil {
@@ -89,6 +168,9 @@ func (c *Channel) recv(buf, oob []byte) (n int, fds []int, truncated bool, err e
 		fds = parseRights(oob[:oobn])
 	}
 	truncated = flags&unix.MSG_CTRUNC != 0
+	if serr == unix.EAGAIN {
+		return 0, nil, false, serr
+	}
 	if serr != nil {
 		closeFDs(fds)
 		return 0, nil, false, fmt.Errorf("ipc: recvmsg: %w", serr)

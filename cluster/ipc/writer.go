@@ -243,19 +243,29 @@ func (c *Channel) kickLocked() []func() {
 func (c *Channel) flush() {
 	var fails []func()
 	err := c.rc.Write(func(fd uintptr) bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.closed || c.err != nil {
-			c.flushing = false
-			return true
+		for {
+			c.mu.Lock()
+			if c.closed || c.err != nil {
+				c.flushing = false
+				c.mu.Unlock()
+				return true
+			}
+			full, f := c.writeLocked(int(fd))
+			fails = append(fails, f...)
+			if !full {
+				c.flushing = false
+				c.mu.Unlock()
+				return true
+			}
+			c.mu.Unlock()
+			if !c.cfg.noPoller {
+				return false // wait for EPOLLOUT in the netpoller
+			}
+			// Not in the netpoller: wait here, in slices, so that a Close
+			// (which waits for this callback to return) is not held up.
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+			_, _ = unix.Poll(pfd, 20)
 		}
-		full, f := c.writeLocked(int(fd))
-		fails = append(fails, f...)
-		if full {
-			return false // wait for EPOLLOUT
-		}
-		c.flushing = false
-		return true
 	})
 	if err != nil {
 		c.mu.Lock()

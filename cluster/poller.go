@@ -1,0 +1,189 @@
+package cluster
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herd-sh/herd/cluster/ipc"
+	"golang.org/x/sys/unix"
+)
+
+// poller is herd's own epoll set for the hot path: the workers' cluster
+// channels and rr's accepting sockets, served by one goroutine that blocks
+// in epoll_wait.
+//
+// Why not Go's netpoller: under rr every connection is an accept, a
+// sendmsg, a read of the worker's answer and a close, and between two
+// connections herd has nothing to do. With the netpoller each of those
+// wake-ups parks and unparks goroutines, wakes an idle thread through a
+// futex, and takes the runtime's monitor thread out of its deep sleep (it
+// then polls every 20 µs for a while); measured with perf, that cost more
+// than twice the hand-off itself. A goroutine waiting in epoll_wait is, to
+// the runtime, a goroutine in a system call: nothing parks, nothing else
+// wakes, and a connection costs its own system calls.
+//
+// Channels are opened ipc.WithoutPoller, so Go's netpoller does not also
+// wake for their messages; accepting sockets are raw duplicates, never in
+// an os.File.
+type poller struct {
+	epfd int
+	wake int // eventfd: written by stop and interrupt
+	done chan struct{}
+
+	stopping atomic.Bool
+	asleep   atomic.Bool // run is in epoll_wait (or about to be)
+
+	mu    sync.Mutex
+	next  uint32
+	items map[uint32]pollItem
+}
+
+// pollItem is what one registration serves.
+type pollItem struct {
+	fd  int
+	w   *worker // a worker's channel
+	r   *ipc.Reader
+	srv *server // rr: a server's accepting socket
+}
+
+// yieldEvery is how often the poller's goroutine yields (see run); under
+// the runtime's 10 ms preemption period (forcePreemptNS, runtime/proc.go).
+const yieldEvery = 5 * time.Millisecond
+
+// wakeToken marks the eventfd; registrations count from 1.
+const wakeToken = 0
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeToken}); err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return nil, err
+	}
+	return &poller{epfd: epfd, wake: wake, done: make(chan struct{}), items: map[uint32]pollItem{}}, nil
+}
+
+// add registers it (level-triggered: whatever is left unread is reported
+// again) and returns its token.
+func (p *poller) add(it pollItem) (uint32, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.next++
+	if p.next == wakeToken {
+		p.next++
+	}
+	tok := p.next
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, it.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(tok)}); err != nil {
+		return 0, err
+	}
+	p.items[tok] = it
+	return tok, nil
+}
+
+// remove unregisters tok, if it still is. Call it before the fd is closed.
+func (p *poller) remove(tok uint32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	it, ok := p.items[tok]
+	if !ok {
+		return
+	}
+	delete(p.items, tok)
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, it.fd, nil)
+}
+
+func (p *poller) lookup(tok uint32) (pollItem, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	it, ok := p.items[tok]
+	return it, ok
+}
+
+// run serves events until stop.
+func (p *poller) run(s *Supervisor) {
+	defer close(p.done)
+	events := make([]unix.EpollEvent, 128)
+	yielded := time.Now()
+	for {
+		// A goroutine that never passes through the scheduler looks to the
+		// runtime's monitor like one running for too long: every 10 ms it
+		// takes the P away (from the system call), and resets its own
+		// polling interval to 20 µs, which then costs more CPU than the
+		// connections. A yield every few milliseconds avoids both.
+		now := time.Now()
+		if now.Sub(yielded) > yieldEvery {
+			runtime.Gosched()
+			yielded = now
+		}
+		p.asleep.Store(true)
+		n, err := unix.EpollWait(p.epfd, events, s.retryTimeout(now))
+		p.asleep.Store(false)
+		if err == nil {
+			s.retryDue(time.Now())
+		}
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			s.log.Error("poller: epoll_wait failed", "err", err)
+			return
+		}
+		for _, ev := range events[:n] {
+			tok := uint32(ev.Fd)
+			if tok == wakeToken {
+				var buf [8]byte
+				_, _ = unix.Read(p.wake, buf[:])
+				if p.stopping.Load() {
+					return
+				}
+				continue
+			}
+			it, ok := p.lookup(tok)
+			switch {
+			case !ok:
+				// removed after epoll_wait returned it
+			case it.r != nil:
+				if err := it.r.ReadReady(); err != nil {
+					p.remove(tok) // level-triggered: EOF would be reported forever
+					s.channelEnded(it.w, err)
+				}
+			case it.srv != nil:
+				s.acceptReady(it.srv)
+			}
+		}
+	}
+}
+
+// interrupt wakes run from epoll_wait, if it is there, so that it sleeps
+// again with a new timeout.
+func (p *poller) interrupt() {
+	if p != nil && p.asleep.Load() {
+		p.kick()
+	}
+}
+
+func (p *poller) kick() {
+	one := [8]byte{1}
+	_, _ = unix.Write(p.wake, one[:])
+}
+
+// stop ends run and closes the epoll set. Every registration must have
+// been removed or its fd closed.
+func (p *poller) stop() {
+	p.stopping.Store(true)
+	p.kick()
+	<-p.done
+	unix.Close(p.epfd)
+	unix.Close(p.wake)
+}
