@@ -51,9 +51,7 @@ type hRun struct {
 	probe string // host:port of the probe server
 }
 
-// hFreePort finds a TCP port free on every address. herd must be told the
-// port: the demo worker listens on $PORT, which herd exports only to
-// workers it gives sockets (none, reuseport), not under rr.
+// hFreePort finds a TCP port free on every address, for HERD_LISTEN.
 func hFreePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", ":0")
@@ -64,11 +62,12 @@ func hFreePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// hDemoWorker is the shell line that runs herd's demo worker on port:
-// `prefix; exec env PORT=port herd demo-worker` (the exec keeps the pid
-// herd started, so signals to it reach the Go server itself).
-func hDemoWorker(t *testing.T, port int, prefix string) []string {
-	line := fmt.Sprintf("exec /usr/bin/env PORT=%d %s demo-worker", port, herdPath(t))
+// hDemoWorker is the shell line that runs herd's demo worker:
+// `prefix; exec herd demo-worker` (the exec keeps the pid herd started, so
+// signals to it reach the Go server itself). The worker listens on $PORT,
+// which herd sets under every policy.
+func hDemoWorker(t *testing.T, prefix string) []string {
+	line := fmt.Sprintf("exec %s demo-worker", herdPath(t))
 	if prefix != "" {
 		line = prefix + "; " + line
 	}
@@ -81,7 +80,7 @@ func hStart(t *testing.T, prefix string, env ...string) *hRun {
 	t.Helper()
 	port := hFreePort(t)
 	e := append([]string{"HERD_LISTEN=:" + strconv.Itoa(port), "HERD_HEALTH_ADDR=127.0.0.1:0"}, env...)
-	r := start(t, spec{mode: asPID1, env: e, args: hDemoWorker(t, port, prefix)})
+	r := start(t, spec{mode: asPID1, env: e, args: hDemoWorker(t, prefix)})
 	run := &hRun{herdRun: r, port: port}
 	run.probe = r.waitLog("serving probes").str("address")
 	if run.probe == "" {
