@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -238,6 +239,16 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 	if demo {
 		demoBanner(os.Stderr, listeners, cfg.Listen, probes.Addr())
 	}
+	// herd's live heap is well under a megabyte, and Go's default lets the
+	// heap grow to 4 MB between collections: at 50 herd stays about 2 MB
+	// smaller in resident memory, for no CPU that go run ./bench can
+	// measure. GOGC, when set, wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
+	// What start-up allocated (configuration, the metrics registry's
+	// descriptors) is garbage now: give it back before the workers start.
+	debug.FreeOSMemory()
 	res := sup.Run(signals)
 	ctxShut, cancel := context.WithTimeout(context.Background(), time.Second)
 	_ = probes.Shutdown(ctxShut)

@@ -1,7 +1,8 @@
 // Command bench compares herd with Node's own cluster primary on the same
 // small Node HTTP server (app.js: answers "ok" with its pid in X-Pid).
 //
-// Run it from the repository (it builds herd with go build; needs node and
+// Run it from the repository (it builds herd as the Dockerfile does,
+// CGO_ENABLED=0 go build -trimpath -ldflags "-s -w"; needs node and
 // wrk on PATH, and fails at once naming what is missing):
 //
 //	go run ./bench                      # about 2.5 minutes on 2 CPUs
@@ -262,7 +263,7 @@ func run(ctx context.Context, cfg config) (int, error) {
 	e := &env{cfg: cfg, dir: dir, raw: io.Discard}
 	needHerd := slices.ContainsFunc(setups, func(s setup) bool { return s.herd })
 	if needHerd {
-		if e.herdBin, err = herdBinary(ctx, cfg.herd, dir); err != nil {
+		if e.herdBin, err = herdBinary(ctx, cfg.herd, dir, cfg.profile); err != nil {
 			return 1, err
 		}
 	}
@@ -281,8 +282,10 @@ func run(ctx context.Context, cfg config) (int, error) {
 }
 
 // herdBinary builds herd from the module that contains the working
-// directory, or checks the binary given with -herd.
-func herdBinary(ctx context.Context, given, dir string) (string, error) {
+// directory, or checks the binary given with -herd. It builds herd as it
+// ships (the Dockerfile's flags: static, no cgo, stripped); with symbols
+// kept for a profile, perf needs them.
+func herdBinary(ctx context.Context, given, dir string, symbols bool) (string, error) {
 	if given != "" {
 		p, err := filepath.Abs(given)
 		if err != nil {
@@ -306,7 +309,14 @@ func herdBinary(ctx context.Context, given, dir string) (string, error) {
 		return "", fmt.Errorf("%s is not herd's module: run from the repository or pass -herd", gomod)
 	}
 	bin := filepath.Join(dir, "herd")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	// A default build links libc for the net package's resolver, which
+	// alone adds over a megabyte to the RSS.
+	ldflags := "-s -w"
+	if symbols {
+		ldflags = ""
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Dir = filepath.Dir(gomod)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build herd: %v\n%s", err, out)

@@ -20,7 +20,7 @@ import (
 // applies that worker's {ack, accepted} reply itself, both under rrState's
 // lock. The lock guards only what the hot path touches:
 //
-//   - server: queue, order, next, waking, closed, stopping
+//   - server: queue, order, next, waking, closed, acceptFD, acceptOn
 //   - worker: rr, rrCount, rrHold, disconnected
 //
 // The loop takes the same lock when it changes those (a worker joins or
@@ -100,16 +100,12 @@ const (
 	rrWait = 2 * time.Millisecond
 )
 
-// maxQueued bounds the connections herd holds for one server while no
-// worker is free.
+// maxQueued bounds the connections herd takes from a socket's accept queue
+// when it stops accepting, to hand them on before the workers stop.
 const maxQueued = 4096
 
 // rrHold is how long a worker that answered accepted:false is passed over.
 const rrHold = 20 * time.Millisecond
-
-// acceptBatch is the most connections herd accepts from one socket before
-// it hands them on.
-const acceptBatch = 64
 
 // startAccepting registers srv's socket with herd's poller, once: herd
 // accepts and hands each connection to the next free worker (rr). Called on
@@ -135,7 +131,7 @@ func (s *Supervisor) startAccepting(srv *server) {
 		s.log.Error("cannot accept", "key", srv.key, "err", err)
 		return
 	}
-	srv.acceptFD, srv.acceptTok = dup, tok
+	srv.acceptFD, srv.acceptTok, srv.acceptOn = dup, tok, true
 }
 
 // rrStopAccepting closes srv's accepting socket: a connection that comes
@@ -147,122 +143,149 @@ func (s *Supervisor) rrStopAccepting(srv *server) {
 	if srv.acceptFD < 0 {
 		return
 	}
+	// Connections the kernel completed are clients herd already let in:
+	// they are taken now, to be handed on with the rest of the queue,
+	// rather than reset when the socket closes.
+	for len(srv.queue) < maxQueued {
+		fd := s.accept1(srv)
+		if fd < 0 {
+			break
+		}
+		srv.queue = append(srv.queue, fd)
+		s.handoffs.queued(1)
+	}
 	s.poll.remove(srv.acceptTok)
 	unix.Close(srv.acceptFD)
 	srv.acceptFD = -1
-}
-
-// acceptReady accepts what srv's socket holds (the poller saw it readable)
-// and hands it on.
-func (s *Supervisor) acceptReady(srv *server) {
-	s.rr.mu.Lock()
-	defer s.rr.mu.Unlock()
-	if srv.acceptFD < 0 {
-		return // stopped after the poller saw the event
-	}
-	var batch [acceptBatch]int
-	conns := batch[:0]
-	for len(conns) < acceptBatch {
-		// accept4 with no address: unix.Accept4 would add a getsockopt
-		// per connection to decode one. Level-triggered: what is left
-		// after a full batch is reported again.
-		nfd, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(srv.acceptFD), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
-		if errno == unix.EINTR || errno == unix.ECONNABORTED {
-			continue
-		}
-		if errno != 0 {
-			if errno != unix.EAGAIN {
-				s.log.Debug("accept failed", "key", srv.key, "err", errno)
-			}
-			break
-		}
-		conns = append(conns, int(nfd))
-	}
-	if len(conns) == 0 {
-		return
-	}
-	s.handoffs.accepted(len(conns))
-	if srv.closed || srv.stopping && len(srv.order) == 0 {
-		for _, c := range conns {
-			unix.Close(c)
-		}
-		return
-	}
-	srv.queue = append(srv.queue, conns...)
-	n := len(conns)
-	if over := len(srv.queue) - maxQueued; over > 0 {
-		// No worker takes connections (all gone, crash-looping): refuse
-		// the oldest rather than hold an unbounded number of fds.
-		for _, c := range srv.queue[:over] {
-			unix.Close(c)
-		}
-		srv.queue = srv.queue[over:]
-		n -= over
-	}
-	s.handoffs.queued(n)
 	s.dispatchLocked(srv)
 }
 
-// dispatchLocked gives queued connections to free workers, round-robin: a
-// worker is free when it has answered its last newconn and its channel has
-// no handle awaiting ACK, so a stalled worker receives nothing. Called with
-// s.rr.mu held.
+// acceptReady hands on what srv's socket holds: the poller saw it readable,
+// which it reports only while some worker is free (see dispatchLocked).
+func (s *Supervisor) acceptReady(srv *server) {
+	s.rr.mu.Lock()
+	defer s.rr.mu.Unlock()
+	s.dispatchLocked(srv)
+}
+
+// accept1 takes one connection from srv's socket: its fd, or -1 when none
+// waits (or the socket is closed).
+func (s *Supervisor) accept1(srv *server) int {
+	for srv.acceptFD >= 0 {
+		// accept4 with no address: unix.Accept4 would add a getsockopt
+		// per connection to decode one.
+		nfd, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(srv.acceptFD), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		switch errno {
+		case 0:
+			s.handoffs.accepted(1)
+			return int(nfd)
+		case unix.EINTR, unix.ECONNABORTED:
+			continue
+		case unix.EAGAIN:
+		default:
+			s.log.Debug("accept failed", "key", srv.key, "err", errno)
+		}
+		break
+	}
+	return -1
+}
+
+// dispatchLocked gives connections to free workers, round-robin: first
+// those herd holds (taken back or refused), then new ones, accepted one at
+// a time as a worker is free to take each. A worker is free when it has
+// answered its last newconn and its channel has no handle awaiting ACK, so
+// a stalled worker receives nothing. Called with s.rr.mu held.
+//
+// While no worker is free, new connections wait in the kernel's accept
+// queue, not in herd: the poller stops watching the socket, and the answer
+// that frees a worker (which wakes herd anyway) takes the next one. Under
+// load that is one wake-up of herd per connection instead of two.
 func (s *Supervisor) dispatchLocked(srv *server) {
 	now := time.Now()
 	var held time.Duration
-	for len(srv.queue) > 0 {
-		// Of the free workers, the one that has been handed the fewest
-		// connections, in turn order on a tie: a worker that was busy when
-		// its turn came gets the next connection once it is free, so the
-		// spread stays even although workers answer at different speeds.
-		n := len(srv.order)
-		var w *worker
-		pick := 0
-		for i := 0; i < n; i++ {
-			cand := srv.order[(srv.next+i)%n]
-			if cand.rr != nil || cand.disconnected || cand.ch.Pending() {
-				continue
-			}
-			if wait := cand.rrHold.Sub(now); wait > 0 {
-				if held == 0 || wait < held {
-					held = wait
-				}
-				continue
-			}
-			if w == nil || cand.rrCount < w.rrCount {
-				w, pick = cand, i
-			}
+	drained := false // the socket had nothing more, and a worker was free
+	for {
+		w, pick, wait := s.pickLocked(srv, now)
+		if wait > 0 && (held == 0 || wait < held) {
+			held = wait
 		}
 		if w == nil {
 			break
 		}
-		// A busy worker further behind than rrLag, with a connection sent
-		// less than rrWait ago, will be free in a moment: the connection
-		// waits for it. One whose connection is older is stalled, and
-		// gets nothing until it answers.
-		if lag := lagging(srv, w, now); lag > 0 {
-			if held == 0 || lag < held {
-				held = lag
-			}
+		var fd int
+		if len(srv.queue) > 0 {
+			fd = srv.queue[0]
+			srv.queue = srv.queue[1:]
+			s.handoffs.queued(-1)
+		} else if fd = s.accept1(srv); fd < 0 {
+			drained = true
 			break
 		}
-		srv.next = (srv.next + pick + 1) % n
-		fd := srv.queue[0]
-		srv.queue = srv.queue[1:]
+		srv.next = (srv.next + pick + 1) % len(srv.order)
 		if !s.handTo(w, srv, fd, now) {
 			srv.queue = append([]int{fd}, srv.queue...)
+			s.handoffs.queued(1)
 			w.rrHold = now.Add(rrHold)
 			continue
 		}
 		w.rrCount++
-		s.handoffs.queued(-1)
 	}
 	if len(srv.queue) == 0 {
 		srv.queue = nil // let a burst's array go
 	}
-	if len(srv.queue) > 0 && held > 0 {
+	s.watchAccept(srv, drained)
+	if held > 0 {
 		s.rr.retryAt(srv, now.Add(held), s.poll)
 	}
+}
+
+// pickLocked chooses the worker for srv's next connection: of the free
+// workers, the one that has been handed the fewest connections, in turn
+// order on a tie (a worker that was busy when its turn came gets the next
+// connection once it is free, so the spread stays even although workers
+// answer at different speeds). It returns nil and how long to wait when the
+// connection should wait: for a worker held back after refusing one, or
+// for a busy worker rrLag connections behind whose newconn went out less
+// than rrWait ago (it will be free in a moment; one whose newconn is older
+// is stalled, and gets nothing until it answers).
+func (s *Supervisor) pickLocked(srv *server, now time.Time) (w *worker, pick int, wait time.Duration) {
+	n := len(srv.order)
+	for i := 0; i < n; i++ {
+		cand := srv.order[(srv.next+i)%n]
+		if cand.rr != nil || cand.disconnected || cand.ch.Pending() {
+			continue
+		}
+		if d := cand.rrHold.Sub(now); d > 0 {
+			if wait == 0 || d < wait {
+				wait = d
+			}
+			continue
+		}
+		if w == nil || cand.rrCount < w.rrCount {
+			w, pick = cand, i
+		}
+	}
+	if w == nil {
+		return nil, 0, wait
+	}
+	if lag := lagging(srv, w, now); lag > 0 {
+		return nil, 0, lag
+	}
+	return w, pick, 0
+}
+
+// watchAccept has the poller watch srv's socket only while a worker is free
+// and the socket had nothing more for it (on), so that a connection that
+// arrives while every worker is busy does not wake herd for nothing.
+func (s *Supervisor) watchAccept(srv *server, on bool) {
+	if srv.acceptFD < 0 || on == srv.acceptOn {
+		return
+	}
+	if err := s.poll.watch(srv.acceptFD, srv.acceptTok, on); err != nil {
+		s.log.Warn("cannot change what herd's poller watches", "key", srv.key, "err", err)
+		return
+	}
+	srv.acceptOn = on
 }
 
 // handTo sends fd to w as a newconn of srv.
@@ -435,14 +458,6 @@ func (s *Supervisor) rrClose(srv *server) {
 	}
 	s.handoffs.queued(-len(srv.queue))
 	srv.queue = nil
-}
-
-// rrStopping notes that a shutdown began: a connection accepted from now on
-// while no worker is left for srv is closed at once.
-func (s *Supervisor) rrStopping(srv *server) {
-	s.rr.mu.Lock()
-	srv.stopping = true
-	s.rr.mu.Unlock()
 }
 
 // rrBusy reports whether some connection still waits in herd, queued or

@@ -25,16 +25,18 @@ type server struct {
 
 	acceptFD  int    // rr: herd's accepting duplicate of l.FD in the poller, or -1 (under s.rr.mu)
 	acceptTok uint32 // its poller token
+	acceptOn  bool   // the poller watches it (only while a worker is free)
 	newconn   []byte // rr: the newconn message up to its seq (set before accepting starts)
 
-	// rr, under s.rr.mu (see rr.go): connections accepted by herd and
-	// waiting for a free worker, and the workers taking them.
-	queue    []int
-	order    []*worker // round-robin order
-	next     int
-	waking   bool // a dispatch is scheduled for when a held worker is free
-	closed   bool // the server is gone: nothing more is queued
-	stopping bool // herd is shutting down
+	// rr, under s.rr.mu (see rr.go): connections herd holds (taken back
+	// from a worker that died with them unacknowledged, refused by one,
+	// or taken from the socket as herd stopped accepting), and the
+	// workers taking them. New ones wait in the kernel's accept queue.
+	queue  []int
+	order  []*worker // round-robin order
+	next   int
+	waking bool // a dispatch is scheduled for when a held worker is free
+	closed bool // the server is gone: nothing more is queued
 }
 
 // queryServer answers a worker's listen(): with the socket (none,

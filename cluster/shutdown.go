@@ -106,7 +106,6 @@ func (s *Supervisor) beginStop(sig unix.Signal, reason string) {
 	closeAll(s.cfg.Listeners)
 	for _, srv := range s.servers {
 		s.stopAccepting(srv) // rr: what herd queued still goes to the workers
-		s.rrStopping(srv)
 	}
 	stopSig := s.cfg.StopSignal
 	if sig != 0 {

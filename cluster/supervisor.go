@@ -230,13 +230,11 @@ func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 		return Result{Code: 1, Reason: "no epoll set: " + err.Error()}
 	}
 	s.poll = p
-	// The poller's goroutine spends its idle time in epoll_wait, holding a
-	// P in a system call. With one P (GOMAXPROCS follows a CPU limit of 1
-	// since Go 1.25) the runtime would take that P back every time for the
-	// loop, and hand it over again on the next connection.
-	if runtime.GOMAXPROCS(0) < 2 {
-		runtime.GOMAXPROCS(2)
-	}
+	// The poller's goroutine holds a P while it waits in epoll_wait (see
+	// epollWait), so herd needs at least two. Setting GOMAXPROCS also stops
+	// the runtime from following the CPU limit (Go 1.25 and later): an
+	// in-place resize to one CPU would otherwise leave herd with one P.
+	runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0)))
 	go p.run(s)
 	defer p.stop()
 	defer close(s.done)
