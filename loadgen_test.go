@@ -21,12 +21,15 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // lgKind is how one request ended.
@@ -490,13 +493,22 @@ func TestLoadgenSelfCheck(t *testing.T) {
 		t.Errorf("503s: %s; want 10 non200", res)
 	}
 
-	// A port nobody listens on: bind one, close it, connect.
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	// A port nobody listens on: bound but never listening, so that no
+	// other test can take it in the meantime (a port closed after use may
+	// be handed out again at once).
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caddr := closed.Addr().String()
-	closed.Close()
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*unix.SockaddrInet4).Port))
 	res, err = lgLoad(lgConfig{Addr: caddr, Clients: 2, Count: 10})
 	if err != nil {
 		t.Fatal(err)
