@@ -33,6 +33,10 @@ type Server struct {
 	err  error         // Serve's error other than http.ErrServerClosed; read after done
 }
 
+// connStateHook, when set (by tests, before Start), sees every connection
+// state change.
+var connStateHook func(net.Conn, http.ConnState)
+
 // Start listens on addr (host:port, the value of HERD_HEALTH_ADDR) and
 // serves h there from a goroutine of its own. A listen error (port in use,
 // permission, bad address) is returned at once, naming HERD_HEALTH_ADDR.
@@ -63,6 +67,7 @@ func Start(addr string, h http.Handler) (*Server, error) {
 			IdleTimeout:       idleTimeout,
 			MaxHeaderBytes:    maxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
+			ConnState:         connStateHook,
 		},
 	}
 	go func() {

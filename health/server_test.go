@@ -162,6 +162,16 @@ func TestStartOff(t *testing.T) {
 // TestShutdownDeadline: a client that never finishes its request holds up
 // a graceful shutdown only until ctx is done.
 func TestShutdownDeadline(t *testing.T) {
+	accepted := make(chan struct{}, 1)
+	connStateHook = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
+		}
+	}
+	defer func() { connStateHook = nil }()
 	s, err := Start("127.0.0.1:0", Handler(liveSnap(), Options{}))
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +183,14 @@ func TestShutdownDeadline(t *testing.T) {
 	defer c.Close()
 	if _, err := io.WriteString(c, "GET /livez HTTP/1.1\r\nHost: x\r\n"); err != nil {
 		t.Fatal(err)
+	}
+	// Shutdown must find the connection accepted and its request being
+	// read, not still in the listener's queue (which it would not wait
+	// for).
+	select {
+	case <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server never accepted the connection")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
