@@ -38,6 +38,7 @@ import (
 
 	"github.com/herd-sh/herd/cluster"
 	"github.com/herd-sh/herd/health"
+	initproc "github.com/herd-sh/herd/init"
 )
 
 // hGuard bounds every wait for a state (a hang guard, not a speed target).
@@ -560,6 +561,11 @@ func TestH2AcceptQueueDepth(t *testing.T) {
 		}
 		stopped = append(stopped, pid)
 	}
+	// kill returns before every thread has stopped: a worker still in
+	// accept would take a connection the test counts as queued.
+	for _, pid := range stopped {
+		hWaitStopped(t, pid)
+	}
 	resumed := false
 	resume := func() {
 		if !resumed {
@@ -782,5 +788,32 @@ func hDocumented(t *testing.T, m hScrape) {
 		if _, ok := m.mfs[name]; !ok {
 			t.Errorf("README documents %s, which /metrics does not serve", name)
 		}
+	}
+}
+
+// hWaitStopped waits until every thread of pid is stopped (state T).
+func hWaitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(hGuard)
+	for {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		stopped := len(tasks) > 0
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue // the thread is gone
+			}
+			st, err := initproc.ParseStat(b)
+			if err != nil || st.State != 'T' {
+				stopped = false
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d did not stop", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -250,3 +250,20 @@ func (l *traceLog) index(op Op, sub string) int {
 	}
 	return -1
 }
+
+// returns runs f and fails the test if f has not returned within 30 s: f
+// is expected not to wait for the peer (which reads nothing meanwhile), so
+// waiting would mean never returning, not returning late.
+func returns(t testing.TB, what string, f func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not return: it waits for the worker", what)
+	}
+}
