@@ -6,7 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/herd-sh/herd/cluster/ipc"
 	"golang.org/x/sys/unix"
@@ -22,9 +21,8 @@ import (
 // wake-ups parks and unparks goroutines, wakes an idle thread through a
 // futex, and takes the runtime's monitor thread out of its deep sleep (it
 // then polls every 20 µs for a while); measured with perf, that cost more
-// than the hand-off itself. One goroutine waiting in epoll_pwait (as a raw
-// system call, see epollWait) parks nothing and wakes nothing else: a
-// connection costs its own system calls.
+// than the hand-off itself. One goroutine waiting in epoll_wait parks
+// nothing and wakes nothing else: a connection costs its own system calls.
 //
 // Channels are opened ipc.WithoutPoller, so Go's netpoller does not also
 // wake for their messages; accepting sockets are raw duplicates, never in
@@ -49,6 +47,11 @@ type pollItem struct {
 	r   *ipc.Reader
 	srv *server // rr: a server's accepting socket
 }
+
+// yieldEvery is how often the poller's goroutine yields while it works
+// (see run): under the runtime's 10 ms preemption period (forcePreemptNS,
+// runtime/proc.go).
+const yieldEvery = 5 * time.Millisecond
 
 // wakeToken marks the eventfd; registrations count from 1.
 const wakeToken = 0
@@ -119,14 +122,22 @@ func (p *poller) lookup(tok uint32) (pollItem, bool) {
 // run serves events until stop.
 func (p *poller) run(s *Supervisor) {
 	defer close(p.done)
-	// One thread for the poller: otherwise every preemption (see
-	// epollWait) may move it to another, whose caches are cold.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	events := make([]unix.EpollEvent, 128)
+	yielded := time.Now()
 	for {
+		// A goroutine that never passes through the scheduler looks to the
+		// runtime's monitor like one running for too long: every 10 ms it
+		// takes the P away from the system call, and resets its own
+		// polling interval to 20 µs, which under load costs more CPU than
+		// the connections. A yield every few milliseconds of work avoids
+		// both; an idle poller does not yield (and costs nothing).
+		now := time.Now()
+		if now.Sub(yielded) > yieldEvery {
+			runtime.Gosched()
+			yielded = now
+		}
 		p.asleep.Store(true)
-		n, err := epollWait(p.epfd, events, s.retryTimeout(time.Now()))
+		n, err := unix.EpollWait(p.epfd, events, s.retryTimeout(now))
 		p.asleep.Store(false)
 		if err == nil {
 			s.retryDue(time.Now())
@@ -185,22 +196,4 @@ func (p *poller) stop() {
 	<-p.done
 	unix.Close(p.epfd)
 	unix.Close(p.wake)
-}
-
-// epollWait waits in epoll_pwait as a raw system call: to the runtime the
-// goroutine is running, not in a system call. In a system call it would
-// hold its P in a state the runtime's monitor watches: after 10 ms it takes
-// the P away (an idle poller is always in epoll_wait), and every time it
-// does, it resets its own polling interval to 20 µs, which under load cost
-// more CPU than the connections. A goroutine that seems to run for 10 ms
-// gets a preemption signal instead, which ends epoll_pwait with EINTR; the
-// loop goes round. The P it holds meanwhile is one of at least two (Run
-// sees to it), so the rest of herd runs on.
-func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
-	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
-		uintptr(len(events)), uintptr(msec), 0, 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
 }

@@ -230,10 +230,11 @@ func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 		return Result{Code: 1, Reason: "no epoll set: " + err.Error()}
 	}
 	s.poll = p
-	// The poller's goroutine holds a P while it waits in epoll_wait (see
-	// epollWait), so herd needs at least two. Setting GOMAXPROCS also stops
-	// the runtime from following the CPU limit (Go 1.25 and later): an
-	// in-place resize to one CPU would otherwise leave herd with one P.
+	// The poller's goroutine keeps its P while it waits in epoll_wait, up
+	// to 10 ms; with one P the loop would take it from there on every
+	// event. Setting GOMAXPROCS also stops the runtime from following the
+	// CPU limit (Go 1.25 and later): an in-place resize to one CPU would
+	// otherwise bring herd down to one P.
 	runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0)))
 	go p.run(s)
 	defer p.stop()
