@@ -96,8 +96,8 @@ type rrConn struct {
 // last hand-off) for a busy worker that is rrLag or more connections behind
 // the free one it would otherwise go to.
 const (
-	rrLag  = 4
-	rrWait = 2 * time.Millisecond
+	rrLag  = 8
+	rrWait = time.Millisecond
 )
 
 // maxQueued bounds the connections herd takes from a socket's accept queue
