@@ -112,9 +112,9 @@ func checkRelease(t *testing.T, r *release, w want) {
 	}
 
 	// The CPU request and limit through the Downward API, in millicores.
-	checkResourceRef(t, env["HERD_CPU_REQUEST"], c.Name, "requests.cpu")
+	checkResourceRef(t, env, "HERD_CPU_REQUEST", c.Name, "requests.cpu")
 	if w.cpuLimit {
-		checkResourceRef(t, env["HERD_CPU_LIMIT"], c.Name, "limits.cpu")
+		checkResourceRef(t, env, "HERD_CPU_LIMIT", c.Name, "limits.cpu")
 		if _, ok := c.Resources.Limits[corev1.ResourceCPU]; !ok {
 			t.Errorf("HERD_CPU_LIMIT passed, but the container has no CPU limit")
 		}
@@ -236,12 +236,24 @@ func envMap(env []corev1.EnvVar) map[string]*corev1.EnvVar {
 	return m
 }
 
-// checkResourceRef: the Downward API with divisor 1m, which herd reads as
-// millicores.
-func checkResourceRef(t *testing.T, e *corev1.EnvVar, container, res string) {
+// checkResourceRef: name is "$(X)m", X defined before it from the
+// Downward API with divisor 1m: herd gets millicores with their unit, never
+// a bare number it could read as whole CPUs.
+func checkResourceRef(t *testing.T, env map[string]*corev1.EnvVar, name, container, res string) {
 	t.Helper()
+	v := env[name]
+	from, ok := "", false
+	if v != nil && v.ValueFrom == nil {
+		from, ok = strings.CutPrefix(v.Value, "$(")
+		from, ok = strings.CutSuffix(from, ")m")
+	}
+	if !ok {
+		t.Errorf("%s = %+v, want \"$(VAR)m\" with VAR from the Downward API", name, v)
+		return
+	}
+	e := env[from]
 	if e == nil || e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil {
-		t.Errorf("want %s from the Downward API, got %+v", res, e)
+		t.Errorf("%s: want %s from the Downward API, got %+v", from, res, e)
 		return
 	}
 	ref := e.ValueFrom.ResourceFieldRef
@@ -431,5 +443,49 @@ func TestDecodeRelease(t *testing.T) {
 	dupKey := "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {type: ClusterIP, type: NodePort}\n"
 	if _, err := decodeRelease(splitManifests([]byte(dupKey))); err == nil {
 		t.Errorf("a repeated key was accepted")
+	}
+}
+
+// TestCPUUnitsReachHerd: a small request and limit come out of the
+// Downward API as bare millicore counts ("5", "800"); the chart must hand
+// them to herd with their unit, since herd reads a bare 1 to 9 as whole
+// CPUs. Resolved as the kubelet does, then read by herd itself.
+func TestCPUUnitsReachHerd(t *testing.T) {
+	for _, tc := range []struct {
+		request, limit string
+		want           string // herd cpus --json: request and limit in millicores
+	}{
+		{"5m", "", `"request_millicores":5`},
+		{"5m", "800m", `"limit_millicores":800`},
+		{"1500m", "2", `"limit_millicores":2000`},
+	} {
+		args := []string{"--set", "resources.requests.cpu=" + tc.request}
+		if tc.limit != "" {
+			args = append(args, "--set", "resources.limits.cpu="+tc.limit)
+		} else {
+			args = append(args, "--set", "resources.limits=null")
+		}
+		r := renderRelease(t, args...)
+		c := r.deployment.Spec.Template.Spec.Containers[0]
+		env, err := containerEnv(imageConfig{}, c, "pod-0", resource.MustParse("16"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := envValue(env, "HERD_CPU_REQUEST")
+		if want := strings.TrimSuffix(tc.request, "m") + "m"; req != want {
+			t.Errorf("request %s: HERD_CPU_REQUEST=%q, want %q", tc.request, req, want)
+		}
+		cmd := exec.Command(goBuild(t, "."), "cpus", "--json")
+		cmd.Env = []string{"HERD_CPU_REQUEST=" + req}
+		if l := envValue(env, "HERD_CPU_LIMIT"); l != "" {
+			cmd.Env = append(cmd.Env, "HERD_CPU_LIMIT="+l)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("herd cpus --json with %v: %v\n%s", cmd.Env, err, out)
+		}
+		if !strings.Contains(strings.Join(strings.Fields(string(out)), ""), tc.want) {
+			t.Errorf("request %s limit %s: herd cpus --json with %v does not say %s:\n%s", tc.request, tc.limit, cmd.Env, tc.want, out)
+		}
 	}
 }

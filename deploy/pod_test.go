@@ -98,10 +98,14 @@ func cpuQuantity(c corev1.Container, res string, allocatable resource.Quantity) 
 
 // containerEnv is the image's ENV, then the container's env with the
 // Downward API resolved as the kubelet resolves it (the CPU in units of
-// the divisor, rounded up), then what the kubelet adds to every container.
+// the divisor, rounded up) and $(NAME) expanded from the container's
+// variables defined before it, then what the kubelet adds to every
+// container.
 func containerEnv(img imageConfig, c corev1.Container, pod string, allocatable resource.Quantity) ([]string, error) {
 	env := slices.Clone(img.env)
+	defined := map[string]string{} // the container's own, so far
 	set := func(k, v string) {
+		defined[k] = v
 		for i, kv := range env {
 			if strings.HasPrefix(kv, k+"=") {
 				env[i] = k + "=" + v
@@ -113,10 +117,7 @@ func containerEnv(img imageConfig, c corev1.Container, pod string, allocatable r
 	for _, e := range c.Env {
 		switch {
 		case e.ValueFrom == nil:
-			if strings.Contains(e.Value, "$(") {
-				return nil, fmt.Errorf("%s=%s: variable references are not resolved here", e.Name, e.Value)
-			}
-			set(e.Name, e.Value)
+			set(e.Name, expandRefs(e.Value, defined))
 		case e.ValueFrom.ResourceFieldRef != nil:
 			ref := e.ValueFrom.ResourceFieldRef
 			if ref.ContainerName != "" && ref.ContainerName != c.Name {
@@ -139,6 +140,41 @@ func containerEnv(img imageConfig, c corev1.Container, pod string, allocatable r
 	set("KUBERNETES_SERVICE_HOST", "10.96.0.1")
 	set("KUBERNETES_SERVICE_PORT", "443")
 	return env, nil
+}
+
+// expandRefs expands $(NAME) in v as the kubelet does: from the variables
+// in defined, "$$" stands for "$", and a reference to a name not defined
+// stays as written.
+func expandRefs(v string, defined map[string]string) string {
+	var b strings.Builder
+	for len(v) > 0 {
+		i := strings.IndexByte(v, '$')
+		if i < 0 || i == len(v)-1 {
+			b.WriteString(v)
+			break
+		}
+		b.WriteString(v[:i])
+		switch v[i+1] {
+		case '$':
+			b.WriteByte('$')
+			v = v[i+2:]
+			continue
+		case '(':
+			if j := strings.IndexByte(v[i+2:], ')'); j >= 0 {
+				name := v[i+2 : i+2+j]
+				if val, ok := defined[name]; ok {
+					b.WriteString(val)
+				} else {
+					b.WriteString(v[i : i+3+j])
+				}
+				v = v[i+3+j:]
+				continue
+			}
+		}
+		b.WriteByte('$')
+		v = v[i+1:]
+	}
+	return b.String()
 }
 
 // envValue returns the value of k in env.
@@ -564,8 +600,8 @@ func TestPodUnderRunc(t *testing.T) {
 	if spec.limitMilli == 0 {
 		t.Fatal("the rendered container has no CPU limit")
 	}
-	if got := envValue(spec.env, "HERD_CPU_LIMIT"); got != strconv.FormatInt(spec.limitMilli, 10) {
-		t.Fatalf("HERD_CPU_LIMIT=%q, want the limit in millicores, %d", got, spec.limitMilli)
+	if got := envValue(spec.env, "HERD_CPU_LIMIT"); got != strconv.FormatInt(spec.limitMilli, 10)+"m" {
+		t.Fatalf("HERD_CPU_LIMIT=%q, want the limit in millicores, %dm", got, spec.limitMilli)
 	}
 	// CPUS.md: round-nearest(min(affinity, limit)), halves up, at least 1.
 	want := affinity
