@@ -135,3 +135,18 @@ func TestWithoutPollerClose(t *testing.T) {
 		t.Fatalf("ReadReady after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestWithoutPollerLongLine: a line longer than one ReadReady reads (16 ×
+// 64 KiB) arrives whole over several calls.
+func TestWithoutPollerLongLine(t *testing.T) {
+	c, p := newPair(t, WithoutPoller())
+	r := pollRun(t, c)
+	big := `{"big":"` + strings.Repeat("q", 3<<20) + `"}`
+	go p.conn.Write([]byte(big + "\n" + `{"after":1}` + "\n"))
+	if m := r.next(t); string(m.Raw) != big {
+		t.Fatalf("got %d bytes, want the %d-byte line", len(m.Raw), len(big))
+	}
+	if m := r.next(t); string(m.Raw) != `{"after":1}` {
+		t.Fatalf("got %s", m.Raw)
+	}
+}

@@ -95,17 +95,19 @@ func (c *Channel) NewReader(deliver func(Message)) (*Reader, error) {
 		oob: make([]byte, oobSize), deliver: deliver}, nil
 }
 
-// ReadReady reads and delivers what the channel holds now, without waiting.
-// It returns nil when nothing more can be read now, and otherwise what Run
-// would return when the channel ends (io.EOF, a *ProtocolError, ErrClosed),
-// every time it is called from then on.
+// ReadReady reads and delivers what the channel holds now, without waiting,
+// up to readyReads reads: a worker that writes without pause cannot keep
+// the caller from its other channels (a level-triggered poller reports the
+// rest again). It returns nil when it stopped reading, and otherwise what
+// Run would return when the channel ends (io.EOF, a *ProtocolError,
+// ErrClosed), every time it is called from then on.
 func (r *Reader) ReadReady() error {
 	if r.err != nil {
 		return r.err
 	}
 	c := r.c
 	emit := func(m Message) error { return c.receive(m, r.deliver) }
-	for {
+	for range readyReads {
 		n, fds, trunc, err := c.recvNow(r.buf, r.oob)
 		if err == unix.EAGAIN {
 			return nil
@@ -131,7 +133,11 @@ func (r *Reader) ReadReady() error {
 			return nil // a short read: the socket is empty (a later event says otherwise)
 		}
 	}
+	return nil
 }
+
+// readyReads bounds one ReadReady: 16 reads of up to 64 KiB.
+const readyReads = 16
 
 func (r *Reader) fail(err error) {
 	r.err = err
