@@ -125,8 +125,8 @@ type Result struct {
 }
 
 // RequestHint says how to hand the pod's CPU request to herd.
-const RequestHint = "set HERD_CPU_REQUEST from the Downward API: " +
-	"env valueFrom.resourceFieldRef {resource: requests.cpu, divisor: 1m}"
+const RequestHint = "set HERD_CPU_REQUEST from the Downward API with its unit: " +
+	"env CPU_M valueFrom.resourceFieldRef {resource: requests.cpu, divisor: 1m}, then HERD_CPU_REQUEST value \"$(CPU_M)m\""
 
 // Compute derives the CPU budget and the number of workers, in the order
 // of the package documentation. Files that are missing, unreadable or
