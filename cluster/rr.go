@@ -13,12 +13,12 @@ import (
 )
 
 // The round-robin hand-off (rr) is the one part of the supervisor that does
-// not run on its loop. Every connection would otherwise cross two
+// not run on its loop. Through the loop, every connection crossed three
 // goroutines (accept loop → supervisor loop → channel reader → supervisor
-// loop), and those wake-ups cost more CPU than the hand-off itself. So the
-// accept loop hands a connection on itself, and a worker's channel reader
-// applies that worker's {ack, accepted} reply itself, both under rrState's
-// lock. The lock guards only what the hot path touches:
+// loop), and those wake-ups cost more CPU than the hand-off itself. Now
+// herd's poller (poller.go) accepts a connection and hands it on, and
+// applies a worker's {ack, accepted} reply where it reads it, under one
+// lock that guards only what the hot path touches:
 //
 //   - server: queue, order, next, waking, closed, acceptFD, acceptOn
 //   - worker: rr, rrCount, rrHold, disconnected
