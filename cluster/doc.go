@@ -8,6 +8,12 @@
 // publishes after every event. There is no lock on worker state, and the
 // order in which events are handled is the order in which they arrived.
 //
+// One exception, for speed: the round-robin hand-off (rr.go) runs on herd's
+// poller (poller.go), one goroutine waiting in epoll_wait on the workers'
+// channels and the accepting sockets, and the few fields it touches are
+// under one lock that the loop takes too. Every other message a worker
+// sends still goes to the loop, in order.
+//
 // The supervisor never waits on a process itself: it starts workers through
 // reaper.Spawn and learns of their end from the reaper.
 package cluster
