@@ -245,6 +245,24 @@ type ltDone struct {
 
 func newLtTally() *ltTally { return &ltTally{pids: map[string]int{}} }
 
+// expectAll checks that all sent requests were answered 200, each by one of
+// workers.
+func (tl *ltTally) expectAll(t *testing.T, policy string, sent int, workers map[string]bool) {
+	t.Helper()
+	ok, failed := tl.counts()
+	t.Logf("%s: %d requests: %v", policy, sent, tl)
+	if ok != sent || failed != 0 {
+		t.Errorf("%d of %d requests answered 200, %d failed: %v", ok, sent, failed, tl)
+	}
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	for pid := range tl.pids {
+		if !workers[pid] {
+			t.Errorf("a response came from pid %s, not a worker %v", pid, workers)
+		}
+	}
+}
+
 // ltPid is the pid a body "pid=N ..." names.
 func ltPid(body string) string {
 	f := strings.Fields(body)
@@ -542,16 +560,7 @@ func TestC4PythonListenFDs(t *testing.T) {
 					break
 				}
 			}
-			ok, failed := tl.counts()
-			t.Logf("%s: %d requests: %v", policy, sent, tl)
-			if ok != sent || failed != 0 {
-				t.Errorf("%d of %d requests answered 200, %d failed: %v", ok, sent, failed, tl)
-			}
-			for pid := range tl.pids {
-				if !workerPids[pid] {
-					t.Errorf("a response came from pid %s, not a worker %v", pid, workerPids)
-				}
-			}
+			tl.expectAll(t, policy, sent, workerPids)
 			if len(tl.pids) < 2 {
 				t.Errorf("responses came from %d worker(s), want both: %v", len(tl.pids), tl)
 			}
@@ -602,16 +611,7 @@ func TestC3NodeListenFD3(t *testing.T) {
 			const n = 200
 			tl := newLtTally()
 			ltBurst(c, "http://127.0.0.1:"+port+"/", n, 4, tl)
-			ok, failed := tl.counts()
-			t.Logf("%s: %d requests: %v", policy, n, tl)
-			if ok != n || failed != 0 {
-				t.Errorf("%d of %d requests answered 200, %d failed: %v", ok, n, failed, tl)
-			}
-			for pid := range tl.pids {
-				if !workerPids[pid] {
-					t.Errorf("a response came from pid %s, not a worker %v", pid, workerPids)
-				}
-			}
+			tl.expectAll(t, policy, n, workerPids)
 			if policy == "reuseport" && len(tl.pids) < 2 {
 				t.Errorf("under reuseport %d new connections reached %d worker(s), want both: %v", n, len(tl.pids), tl)
 			}
