@@ -58,6 +58,8 @@ type Config struct {
 	ShutdownTimeout Duration  `envconfig:"HERD_SHUTDOWN_TIMEOUT" desc:"on SIGTERM/SIGINT, how long to wait for every worker and descendant before SIGKILL"`
 	ShutdownDelay   Duration  `envconfig:"HERD_SHUTDOWN_DELAY" desc:"on SIGTERM/SIGINT, keep serving this long with readiness failing (while Kubernetes removes the pod from its endpoints) before stopping workers"`
 	StopSignal      Signal    `envconfig:"HERD_WORKER_STOP_SIGNAL" desc:"signal that asks a worker to stop: TERM, or QUIT for nginx- and unicorn-style servers"`
+	NodeStop        NodeStop  `envconfig:"HERD_NODE_STOP" desc:"how herd stops a worker that speaks Node's cluster protocol: disconnect (its servers close and in-flight requests finish; the stop signal follows after HERD_DISCONNECT_GRACE, SIGKILL at HERD_SHUTDOWN_TIMEOUT) or signal (the stop signal at once, for apps whose SIGTERM handler is their shutdown)"`
+	DisconnectGrace Grace     `envconfig:"HERD_DISCONNECT_GRACE" desc:"with HERD_NODE_STOP=disconnect, how long a worker may take to finish after disconnect before it also gets the stop signal: a duration up to half of HERD_SHUTDOWN_TIMEOUT, or auto (half of it)"`
 	ExitRemap       Remap     `envconfig:"HERD_EXIT_REMAP" desc:"rewrite herd's exit code, FROM=TO[,FROM=TO] (143=0 reports a SIGTERM stop as success)"`
 	TerminationLog  Text      `envconfig:"HERD_TERMINATION_LOG" desc:"file that receives a summary (at most 4 KiB) on exit; the default is written only where it exists (Kubernetes mounts it), a path you set is created; off disables"`
 	Subreaper       Bool      `envconfig:"HERD_SUBREAPER" desc:"when not PID 1, adopt orphaned descendants (PR_SET_CHILD_SUBREAPER)"`
@@ -83,6 +85,8 @@ func Defaults() Config {
 		ShutdownTimeout: Duration(25 * time.Second),
 		ExitRemap:       Remap{},
 		StopSignal:      Signal(unix.SIGTERM),
+		NodeStop:        NodeStop(cluster.NodeStopDisconnect),
+		DisconnectGrace: Grace{Auto: true},
 		SchedPolicy:     Policy(cluster.PolicyRR),
 		NodeChannel:     true,
 		ReadySignal:     Ready(cluster.ReadyListening),
@@ -295,6 +299,10 @@ func (l *Loaded) check() error {
 	}
 	if l.ScaleDownChecks < 1 {
 		return &ConfigError{fmt.Sprintf("invalid HERD_SCALE_DOWN_CHECKS=%q: must be at least 1", l.ScaleDownChecks.String())}
+	}
+	if g := l.DisconnectGrace; !g.Auto && 2*time.Duration(g.D) > time.Duration(l.ShutdownTimeout) {
+		return &ConfigError{fmt.Sprintf("invalid HERD_DISCONNECT_GRACE=%q: must not be more than half of HERD_SHUTDOWN_TIMEOUT=%q (the stop signal needs time too), or auto",
+			g.String(), l.ShutdownTimeout.String())}
 	}
 	if l.BackoffMax < l.BackoffMin {
 		return &ConfigError{fmt.Sprintf("invalid HERD_BACKOFF_MAX=%q: must not be less than HERD_BACKOFF_MIN=%q",
@@ -617,6 +625,55 @@ func (d *Duration) Set(s string) error {
 }
 
 func (d *Duration) String() string { return time.Duration(*d).String() }
+
+// Grace is HERD_DISCONNECT_GRACE: a duration, or auto for half of the
+// shutdown timeout.
+type Grace struct {
+	Auto bool
+	D    Duration
+}
+
+func (g *Grace) Set(s string) error {
+	if strings.EqualFold(strings.TrimSpace(s), "auto") {
+		*g = Grace{Auto: true}
+		return nil
+	}
+	var d Duration
+	if err := d.Set(s); err != nil {
+		return fmt.Errorf("must be auto or %s", strings.TrimPrefix(err.Error(), "must be "))
+	}
+	*g = Grace{D: d}
+	return nil
+}
+
+func (g *Grace) String() string {
+	if g.Auto {
+		return "auto"
+	}
+	return g.D.String()
+}
+
+// Of is the grace for a shutdown timeout: auto is half of it.
+func (g Grace) Of(timeout time.Duration) time.Duration {
+	if g.Auto {
+		return timeout / 2
+	}
+	return time.Duration(g.D)
+}
+
+// NodeStop is a cluster.NodeStop.
+type NodeStop cluster.NodeStop
+
+func (n *NodeStop) Set(s string) error {
+	v, err := cluster.ParseNodeStop(strings.ToLower(strings.TrimSpace(s)))
+	if err != nil {
+		return err
+	}
+	*n = NodeStop(v)
+	return nil
+}
+
+func (n *NodeStop) String() string { return string(*n) }
 
 // Signal is a catchable signal, or empty.
 type Signal int

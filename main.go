@@ -218,6 +218,8 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 		Restart:         cluster.Restart(cfg.Restart),
 		Backoff:         cluster.Backoff{Min: time.Duration(cfg.BackoffMin), Max: time.Duration(cfg.BackoffMax), Reset: time.Duration(cfg.BackoffReset)},
 		StopSignal:      unix.Signal(cfg.StopSignal),
+		NodeStop:        cluster.NodeStop(cfg.NodeStop),
+		DisconnectGrace: cfg.DisconnectGrace.Of(time.Duration(cfg.ShutdownTimeout)),
 		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout),
 		Foreground:      workers == 1 && initproc.IsTerminal(0),
 		PID1:            pid1,

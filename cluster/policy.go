@@ -60,3 +60,27 @@ func (b Backoff) Next(unstable int, uptime time.Duration) (time.Duration, int) {
 	}
 	return d, unstable + 1
 }
+
+// NodeStop says how herd asks a worker that speaks Node's cluster protocol
+// to stop.
+type NodeStop string
+
+const (
+	// NodeStopDisconnect sends Node's disconnect: the worker's servers
+	// close and its in-flight requests finish. A worker still running
+	// after the disconnect grace gets the stop signal, and SIGKILL at the
+	// shutdown timeout.
+	NodeStopDisconnect NodeStop = "disconnect"
+	// NodeStopSignal sends the stop signal at once, as to every other
+	// worker, for apps whose signal handler is their shutdown.
+	NodeStopSignal NodeStop = "signal"
+)
+
+// ParseNodeStop accepts disconnect and signal.
+func ParseNodeStop(s string) (NodeStop, error) {
+	switch n := NodeStop(s); n {
+	case NodeStopDisconnect, NodeStopSignal:
+		return n, nil
+	}
+	return "", fmt.Errorf("must be disconnect (Node's disconnect first, the stop signal after HERD_DISCONNECT_GRACE) or signal (the stop signal at once)")
+}

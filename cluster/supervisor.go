@@ -40,9 +40,14 @@ type Config struct {
 	Recheck         time.Duration
 	ScaleDownChecks int
 
-	Restart         Restart
-	Backoff         Backoff
-	StopSignal      unix.Signal // sent to a worker to stop it; 0: SIGTERM
+	Restart    Restart
+	Backoff    Backoff
+	StopSignal unix.Signal // sent to a worker to stop it; 0: SIGTERM
+	// NodeStop says how a worker that speaks the cluster protocol is asked
+	// to stop; with NodeStopDisconnect, one still running DisconnectGrace
+	// after the disconnect gets StopSignal too.
+	NodeStop        NodeStop
+	DisconnectGrace time.Duration
 	ShutdownTimeout time.Duration
 	// ShutdownDelay keeps everything running, with readiness failing, for
 	// this long after SIGTERM before the workers are asked to stop.
