@@ -27,20 +27,25 @@ func ParseRestart(s string) (Restart, error) {
 	return "", fmt.Errorf("must be one of on-failure, always, never")
 }
 
-// restarts reports whether an exit with code leads to a restart.
-func (r Restart) restarts(code int) bool {
+// restarts reports whether an exit with code leads to a restart. unasked
+// says the worker had been listening and left without saying it was
+// leaving: on-failure replaces it whatever its code, since the service is
+// a worker short.
+func (r Restart) restarts(code int, unasked bool) bool {
 	switch r {
 	case RestartAlways:
 		return true
 	case RestartOnFailure:
-		return code != 0
+		return code != 0 || unasked
 	}
 	return false
 }
 
-// Backoff spaces out restarts of a failing slot: the first restart waits Min,
-// each further one twice as long up to Max. A worker that stayed up for Reset
-// or longer is stable, and its slot starts again from Min.
+// Backoff spaces out restarts of a slot whose workers fail to start: the
+// first restart waits Min, each further one twice as long up to Max. A
+// worker that stayed up for Reset or longer is stable, and its slot starts
+// again from Min. (A worker that proved it serves is replaced at once and
+// never reaches Next: see worker.proved.)
 type Backoff struct {
 	Min, Max, Reset time.Duration
 }

@@ -37,19 +37,42 @@ func TestBackoff(t *testing.T) {
 
 func TestRestartPolicy(t *testing.T) {
 	for _, tc := range []struct {
-		r    Restart
-		code int
-		want bool
+		r       Restart
+		code    int
+		unasked bool // listened, then left without saying so
+		want    bool
 	}{
-		{RestartOnFailure, 0, false}, {RestartOnFailure, 1, true}, {RestartOnFailure, 143, true},
-		{RestartAlways, 0, true}, {RestartAlways, 9, true},
-		{RestartNever, 0, false}, {RestartNever, 1, false},
+		{RestartOnFailure, 0, false, false}, {RestartOnFailure, 1, false, true}, {RestartOnFailure, 143, false, true},
+		{RestartOnFailure, 0, true, true}, {RestartOnFailure, 1, true, true},
+		{RestartAlways, 0, false, true}, {RestartAlways, 9, false, true},
+		{RestartNever, 0, false, false}, {RestartNever, 1, false, false}, {RestartNever, 0, true, false},
 	} {
-		if got := tc.r.restarts(tc.code); got != tc.want {
-			t.Errorf("%s, code %d: restarts=%v, want %v", tc.r, tc.code, got, tc.want)
+		if got := tc.r.restarts(tc.code, tc.unasked); got != tc.want {
+			t.Errorf("%s, code %d, unasked %v: restarts=%v, want %v", tc.r, tc.code, tc.unasked, got, tc.want)
 		}
 	}
 	if _, err := ParseRestart("sometimes"); err == nil {
 		t.Error("ParseRestart accepted sometimes")
+	}
+}
+
+func TestProved(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name      string
+		listening time.Time
+		served    bool
+		want      bool
+	}{
+		{"never listened", time.Time{}, false, false},
+		{"listened a moment, no connection", now.Add(-10 * time.Millisecond), false, false},
+		{"listened a moment, took a connection", now.Add(-10 * time.Millisecond), true, true},
+		{"listened a second", now.Add(-servingProof), false, true},
+	} {
+		w := &worker{listening: tc.listening}
+		w.served.Store(tc.served)
+		if got := w.proved(now); got != tc.want {
+			t.Errorf("%s: proved=%v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -67,8 +67,11 @@ func (s *Supervisor) watchChannel(w *worker) error {
 	return err
 }
 
-// channelEnded tells the loop that w's channel ended with err.
+// channelEnded tells the loop that w's channel ended with err. It runs on
+// the poller: w gets no connection from here on, even before the loop
+// hears of it.
 func (s *Supervisor) channelEnded(w *worker, err error) {
+	s.rrDisconnect(w)
 	if err == nil {
 		err = errors.New("channel closed")
 	}
@@ -134,6 +137,9 @@ func (s *Supervisor) channelEvent(ev ipcEvent) {
 			s.leaveServer(w, srv, true)
 		}
 	case actExitedAfterDisconnect:
+		// The worker leaves on purpose (cluster.worker.disconnect() or
+		// .kill()): its exit is no accident, as Node's primary counts it.
+		w.leaving = true
 		if m.Seq != nil {
 			_ = w.ch.Send(json.RawMessage(ipc.Reply(*m.Seq, s.nextSeq(), nil)))
 		}
@@ -242,10 +248,22 @@ func (q query) matches(l *Listener) bool {
 	if err != nil {
 		return false
 	}
-	anyHost := func(h string) bool { return h == "" || h == "::" || h == "0.0.0.0" }
 	if anyHost(q.address) {
 		return anyHost(host)
 	}
 	a, b := net.ParseIP(q.address), net.ParseIP(host)
 	return a != nil && b != nil && a.Equal(b)
+}
+
+func anyHost(h string) bool { return h == "" || h == "::" || h == "0.0.0.0" }
+
+// onPort reports whether herd's listener l is a TCP socket on the port q
+// asks for on every address (listen(port) with no host, or a wildcard
+// host): HERD_LISTEN may bind that port on one address only, and the port
+// is then herd's; the worker gets that socket rather than an error.
+func (q query) onPort(l *Listener) bool {
+	if q.family != "4" && q.family != "6" {
+		return false
+	}
+	return anyHost(q.address) && q.port > 0 && l.Spec.Network != "unix" && l.Port() == q.port
 }

@@ -151,6 +151,7 @@ func (s *Supervisor) notified(m NotifyMessage) {
 	// As systemd: STOPPING=1 wins over READY=1 in one message.
 	switch {
 	case m.Stopping:
+		w.leaving = true // said it is going: its exit is intended
 		if w.state == StateListening || w.state == StateOnline {
 			w.state = StateDraining
 			s.log.Info("worker draining", "id", w.id, "pid", w.pid)

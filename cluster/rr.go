@@ -360,6 +360,7 @@ func (s *Supervisor) newconnReply(w *worker, m ipc.Message) {
 	w.rr = nil
 	if accepted {
 		unix.Close(c.fd)
+		w.served.Store(true)
 		s.handoffs.handedOff(w.slot.index)
 	} else {
 		// No server with that key, or maxConnections reached: another
@@ -374,7 +375,8 @@ func (s *Supervisor) newconnReply(w *worker, m ipc.Message) {
 }
 
 // takeBackLocked returns w's unanswered newconn to its queue when the
-// worker never received it, and drops it when it did (it died with it).
+// worker never received it (a NACK, or a channel that failed before the
+// handle went out), and closes it when the worker had it.
 func (s *Supervisor) takeBackLocked(w *worker) {
 	c := w.rr
 	w.rr = nil
@@ -386,18 +388,56 @@ func (s *Supervisor) takeBackLocked(w *worker) {
 	s.dispatchLocked(c.srv)
 }
 
+// takeBackDeadLocked settles the unanswered newconn of a worker that has
+// exited. Whether the worker had received it cannot be told from its
+// channel: its acknowledgement may still be unread, or never read (a
+// channel ended for a protocol error). The connection itself tells: a TCP
+// connection nobody has read from or written to goes to another worker
+// (the client is served), any other is closed (the client sees the end
+// at once, rather than a worker waiting for a request already read).
+func (s *Supervisor) takeBackDeadLocked(w *worker) {
+	c := w.rr
+	w.rr = nil
+	if c.srv.closed || !untouched(c.fd) {
+		unix.Close(c.fd)
+		return
+	}
+	s.requeueLocked(c)
+	s.dispatchLocked(c.srv)
+}
+
+// untouched reports whether the TCP connection fd has had nothing read from
+// it and nothing written to it: every byte it received is still queued
+// (tcpi_bytes_received equals SIOCINQ), and none was sent (tcpi_bytes_acked
+// and SIOCOUTQ are 0). Any error, or a socket that is not TCP, is "touched".
+func untouched(fd int) bool {
+	ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return false
+	}
+	inq, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+	if err != nil {
+		return false
+	}
+	outq, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+	if err != nil {
+		return false
+	}
+	return ti.Bytes_received == uint64(inq) && ti.Bytes_acked == 0 && outq == 0
+}
+
 // requeueLocked puts c's connection back at the head of its queue.
 func (s *Supervisor) requeueLocked(c *rrConn) {
 	c.srv.queue = append([]int{c.fd}, c.srv.queue...)
 	s.handoffs.queued(1)
 }
 
-// takeBack is takeBackLocked for the loop (the worker exited).
+// takeBack is takeBackDeadLocked for the loop (the worker exited).
 func (s *Supervisor) takeBack(w *worker) {
 	s.rr.mu.Lock()
 	defer s.rr.mu.Unlock()
 	if w.rr != nil {
-		s.takeBackLocked(w)
+		s.takeBackDeadLocked(w)
 	}
 }
 

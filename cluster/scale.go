@@ -130,8 +130,9 @@ func (s *Supervisor) releaseSlot(sl *slot) {
 	delete(s.closeLater, sl)
 }
 
-// retire stops w for good: the stop signal now, SIGKILL if it is still
-// there after the shutdown timeout. Its exit is no failure.
+// retire stops w for good: a protocol worker in steps (see
+// stopProtocolWorker), any other with the stop signal; SIGKILL if it is
+// still there after the shutdown timeout. Its exit is no failure.
 func (s *Supervisor) retire(w *worker, reason string) {
 	if w.retired {
 		return
@@ -139,8 +140,7 @@ func (s *Supervisor) retire(w *worker, reason string) {
 	w.retired = true
 	w.state = StateStopping
 	if w.speaksProtocol() {
-		s.log.Info("worker stopping", "id", w.id, "index", w.slot.index, "pid", w.pid, "signal", "disconnect", "reason", reason)
-		s.disconnect(w)
+		s.stopProtocolWorker(w, reason)
 	} else {
 		s.log.Info("worker stopping", "id", w.id, "index", w.slot.index, "pid", w.pid,
 			"signal", initproc.SignalName(s.cfg.StopSignal), "reason", reason)

@@ -21,6 +21,7 @@ type server struct {
 	perSlot map[*slot]*Listener // reuseport: each slot's socket, when bound for this key
 	udp     int                 // a UDP socket's fd, or -1
 	data    json.RawMessage     // the first queryServer's data, echoed to every worker (TLS ticket keys)
+	onPort  bool                // reuseport: the worker's wildcard address was given HERD_LISTEN's sockets on its port
 	workers map[*worker]bool
 
 	acceptFD  int    // rr: herd's accepting duplicate of l.FD in the poller, or -1 (under s.rr.mu)
@@ -141,6 +142,13 @@ func (s *Supervisor) openServer(srv *server, w *worker) error {
 			return nil
 		}
 	}
+	for _, l := range s.cfg.Listeners {
+		if q.onPort(l) {
+			s.logOnPort(srv, w, l)
+			srv.l = l
+			return nil
+		}
+	}
 	l, err := q.spec().Bind(s.cfg.Backlog, false)
 	if err != nil {
 		return err
@@ -148,6 +156,16 @@ func (s *Supervisor) openServer(srv *server, w *worker) error {
 	srv.l, srv.own = l, true
 	s.log.Info("listening", "address", l.Spec.String(), "bound", l.Addr.String(), "for", srv.key)
 	return nil
+}
+
+// logOnPort says, once per server, that a worker asking for every address
+// of a port gets HERD_LISTEN's socket on that port (w may be nil).
+func (s *Supervisor) logOnPort(srv *server, w *worker, l *Listener) {
+	args := []any{"port", srv.q.port, "listen", l.Spec.String(), "key", srv.key}
+	if w != nil {
+		args = append(args, "id", w.id)
+	}
+	s.log.Info("worker listens on every address of a port HERD_LISTEN binds on one; it gets HERD_LISTEN's socket", args...)
 }
 
 // socketFor is the socket a worker of sl gets for srv.
@@ -167,6 +185,15 @@ func (s *Supervisor) socketFor(srv *server, sl *slot) (*Listener, error) {
 	}
 	for _, l := range sl.sockets {
 		if srv.q.matches(l) {
+			return l, nil
+		}
+	}
+	for _, l := range sl.sockets {
+		if srv.q.onPort(l) {
+			if !srv.onPort {
+				srv.onPort = true
+				s.logOnPort(srv, nil, l)
+			}
 			return l, nil
 		}
 	}

@@ -29,12 +29,14 @@ type stopState struct {
 	killed    int
 	killUntil time.Time
 	groups    map[int]bool // process groups the stop signal went to
-	// disconnects are protocol workers still to be sent disconnect: once
-	// the connections herd accepted are handed on (or a second has passed).
-	disconnects []*worker
-	began       time.Time
-	signalled   map[int]bool // other processes the stop signal went to
-	lastScan    time.Time
+	// asks are workers still to be asked to stop: protocol workers once
+	// the connections herd accepted are handed on (or a second has
+	// passed), and workers with a channel that have not said yet whether
+	// they speak the protocol (see askToStop).
+	asks      []*worker
+	began     time.Time
+	signalled map[int]bool // other processes the stop signal went to
+	lastScan  time.Time
 }
 
 // stopSignal handles SIGTERM and SIGINT. The first drains: readiness fails
@@ -115,36 +117,80 @@ func (s *Supervisor) beginStop(sig unix.Signal, reason string) {
 	s.eachWorker(func(w *worker) {
 		st.groups[w.pid] = true
 		if w.retired {
-			return // has had the stop signal already
+			return // has been asked to stop already
 		}
 		w.state = StateStopping
-		if w.speaksProtocol() {
-			st.disconnects = append(st.disconnects, w)
-			return
-		}
-		s.signalGroup(w.pid, stopSig)
+		st.asks = append(st.asks, w)
 	})
-	s.sendDisconnects()
+	s.askToStop()
 	s.signalOthers(stopSig)
 }
 
-// sendDisconnects asks the protocol workers to stop once no accepted
-// connection waits in herd for them, or a second after the stop began.
-func (s *Supervisor) sendDisconnects() {
+// onlineWait is how long after its start a worker with a channel may take
+// to say it speaks the cluster protocol before a shutdown takes it for one
+// that does not. Node's cluster code says online before the app's code
+// runs, tens of milliseconds after the start, but a loaded machine can
+// take seconds; the wait is the one after which herd warns that rr has
+// no protocol worker.
+const onlineWait = onlineWarnAfter
+
+// askToStop asks the workers of the shutdown that have not been asked yet,
+// each the way it understands: a protocol worker once no accepted
+// connection waits in herd for it (or a second after the stop began), a
+// worker that has not said yet whether it speaks the protocol once it
+// does or onlineWait after its start, every other worker at once with the
+// stop signal.
+func (s *Supervisor) askToStop() {
 	st := &s.stop
-	if len(st.disconnects) == 0 {
+	if len(st.asks) == 0 {
 		return
 	}
-	if time.Since(st.began) < time.Second && s.rrBusy() {
-		return
-	}
-	for _, w := range st.disconnects {
-		if s.workers[w.pid] == w {
-			s.log.Debug("disconnect", "id", w.id, "pid", w.pid)
-			s.disconnect(w)
+	now := time.Now()
+	handedOn := now.Sub(st.began) >= time.Second || !s.rrBusy()
+	var later []*worker
+	for _, w := range st.asks {
+		switch {
+		case s.workers[w.pid] != w:
+			// gone already
+		case w.speaksProtocol() && !handedOn:
+			later = append(later, w)
+		case w.speaksProtocol():
+			s.stopProtocolWorker(w, "shutdown")
+		case w.ch != nil && now.Sub(w.start) < onlineWait:
+			later = append(later, w)
+		default:
+			s.signalGroup(w.pid, s.cfg.StopSignal)
 		}
 	}
-	st.disconnects = nil
+	st.asks = later
+}
+
+// stopProtocolWorker asks a worker that speaks the cluster protocol to
+// stop, in steps: Node's disconnect (its servers stop accepting, its
+// requests finish), then the stop signal if it is still there after the
+// disconnect grace, so the app's own handler runs (closing WebSocket
+// clients, database pools); SIGKILL comes at the shutdown timeout, from
+// the caller. With NodeStopSignal the stop signal comes at once. Either
+// way the worker gets no more connections.
+func (s *Supervisor) stopProtocolWorker(w *worker, reason string) {
+	if s.cfg.NodeStop == NodeStopSignal {
+		s.log.Info("worker stopping", "id", w.id, "index", w.slot.index, "pid", w.pid,
+			"signal", initproc.SignalName(s.cfg.StopSignal), "reason", reason)
+		s.rrDisconnect(w)
+		s.dropFromServers(w)
+		s.signalGroup(w.pid, s.cfg.StopSignal)
+		return
+	}
+	s.log.Info("worker stopping", "id", w.id, "index", w.slot.index, "pid", w.pid, "signal", "disconnect",
+		"then", initproc.SignalName(s.cfg.StopSignal), "after", s.cfg.DisconnectGrace.String(), "reason", reason)
+	s.disconnect(w)
+	s.later(s.cfg.DisconnectGrace, func() {
+		if s.workers[w.pid] == w && s.stop.killUntil.IsZero() {
+			s.log.Info("worker still running after disconnect: sending the stop signal", "id", w.id, "pid", w.pid,
+				"signal", initproc.SignalName(s.cfg.StopSignal), "grace", s.cfg.DisconnectGrace.String())
+			s.signalGroup(w.pid, s.cfg.StopSignal)
+		}
+	})
 }
 
 // others lists the processes, besides the worker groups already signalled,
@@ -222,7 +268,7 @@ func (s *Supervisor) shutdownTick() {
 		s.kill()
 		return
 	}
-	s.sendDisconnects()
+	s.askToStop()
 	if s.stop.killUntil.IsZero() && time.Since(s.stop.lastScan) >= 5*shutdownTick {
 		s.signalOthers(s.cfg.StopSignal)
 	}

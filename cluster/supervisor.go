@@ -166,6 +166,11 @@ type worker struct {
 	beat      time.Time // last WATCHDOG=1, or the start
 	retired   bool      // asked to stop for good (scale-down, rolling restart)
 	launch    int       // read end of the launcher's status pipe, or -1
+	// leaving: the worker said it is going (Node's exitedAfterDisconnect,
+	// or sd_notify STOPPING=1), so its exit is intended.
+	leaving bool
+	// served: it took a connection herd handed it (rr; set by the poller).
+	served atomic.Bool
 
 	ch     *ipc.Channel // Node's cluster channel, nil without one
 	online bool         // the worker speaks the cluster protocol
@@ -200,6 +205,14 @@ func New(cfg Config, r *reaper.Reaper, log *slog.Logger) *Supervisor {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = time.Minute
 	}
+	if cfg.NodeStop == "" {
+		cfg.NodeStop = NodeStopDisconnect
+		if cfg.DisconnectGrace == 0 {
+			cfg.DisconnectGrace = cfg.ShutdownTimeout / 2
+		}
+	}
+	// The stop signal must leave the app time before SIGKILL.
+	cfg.DisconnectGrace = min(cfg.DisconnectGrace, cfg.ShutdownTimeout/2)
 	cfg.Specs = slices.Clone(cfg.Specs) // port 0 is rewritten once bound
 	s := &Supervisor{
 		cfg:          cfg,
@@ -513,7 +526,7 @@ func (s *Supervisor) exited(ev exitEvent) {
 	if w.ch != nil {
 		s.dropFromServers(w)
 		s.closeChannel(w)
-		s.takeBack(w) // gone: it had an unanswered connection only if it ACKed
+		s.takeBack(w) // gone: its unanswered connection goes on or is closed
 	}
 	if reason := w.launchFailure(); reason != "" {
 		// The launcher could not execve the command: as when herd itself
@@ -559,7 +572,12 @@ func (s *Supervisor) exited(ev exitEvent) {
 	}
 }
 
-// slotExited applies the restart policy to the end of a slot's worker.
+// slotExited applies the restart policy to the end of a slot's worker. A
+// worker that proved it serves (see proved) and then ended is replaced at
+// once: the backoff is for workers that cannot start, which would
+// otherwise spin. A worker that listened and left without saying so is
+// replaced whatever its code (Node's primary counts such an exit as
+// accidental).
 func (s *Supervisor) slotExited(sl *slot, w *worker, code int, uptime time.Duration) {
 	if s.cfg.Foreground && !s.stop.active && code == 128+int(unix.SIGINT) {
 		// The terminal sent ^C to the worker holding it: the person at the
@@ -569,12 +587,21 @@ func (s *Supervisor) slotExited(sl *slot, w *worker, code int, uptime time.Durat
 		s.beginStop(unix.SIGINT, "interrupted at the terminal")
 		return
 	}
-	if !s.stop.active && !sl.finished && s.cfg.Restart.restarts(code) {
+	unasked := !w.listening.IsZero() && !w.leaving
+	if !s.stop.active && !sl.finished && s.cfg.Restart.restarts(code, unasked) {
+		if unasked && code == 0 {
+			s.log.Warn("worker left without being asked to stop; replacing it", "id", w.id, "index", sl.index, "pid", w.pid,
+				"code", code, "hint", "a worker that means to leave calls cluster.worker.disconnect() or sends sd_notify STOPPING=1")
+		}
 		var delay time.Duration
-		delay, sl.unstable = s.cfg.Backoff.Next(sl.unstable, uptime)
-		sl.capped = delay >= s.cfg.Backoff.Max && s.cfg.Backoff.Max > 0
-		if sl.capped {
-			s.log.Warn("worker crash loop: restart delay at its cap", "index", sl.index, "delay", delay.String(), "restarts", sl.restarts)
+		if w.proved(time.Now()) {
+			sl.unstable, sl.capped = 0, false
+		} else {
+			delay, sl.unstable = s.cfg.Backoff.Next(sl.unstable, uptime)
+			sl.capped = delay >= s.cfg.Backoff.Max && s.cfg.Backoff.Max > 0
+			if sl.capped {
+				s.log.Warn("worker crash loop: restart delay at its cap", "index", sl.index, "delay", delay.String(), "restarts", sl.restarts)
+			}
 		}
 		sl.restarts++
 		s.restarts++
@@ -585,6 +612,22 @@ func (s *Supervisor) slotExited(sl *slot, w *worker, code int, uptime time.Durat
 	if code != 0 {
 		s.fail(code)
 	}
+}
+
+// servingProof is how long a worker must have been listening to count as
+// serving when herd cannot see it take a connection (none, reuseport, or
+// no connection came): one that keeps dying sooner after it listens is
+// still failing to start, and its restarts back off.
+const servingProof = time.Second
+
+// proved reports whether w, ending at now, had shown that it serves: it
+// was listening and either took a connection herd handed it or stayed
+// listening for servingProof.
+func (w *worker) proved(now time.Time) bool {
+	if w.listening.IsZero() {
+		return false
+	}
+	return w.served.Load() || now.Sub(w.listening) >= servingProof
 }
 
 // later runs f on the loop after d, unless Run has returned by then.
