@@ -186,6 +186,14 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 		recompute = func() (cpus.Result, error) { return cpuBudget(cfg.Config) }
 	}
 
+	// An ignored signal would reach workers started directly through
+	// execve; the launcher sets it back to its default action.
+	ignored := initproc.IgnoredSignals()
+	if ignored != 0 {
+		log.Debug("inherited ignored signals; workers start through the launcher, which restores their default actions",
+			"signals", initproc.SignalSet(ignored))
+	}
+
 	r := reaper.New(log)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -207,6 +215,7 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 		Specs:           cfg.Listen,
 		Backlog:         int(cfg.Backlog),
 		Launcher:        self,
+		ResetSignals:    ignored != 0,
 		Channel:         bool(cfg.NodeChannel),
 		Ready:           cluster.ReadySignal(cfg.ReadySignal),
 		ReadyTimeout:    time.Duration(cfg.ReadyTimeout),

@@ -60,10 +60,16 @@ type Config struct {
 	Listeners []*Listener
 	Specs     []ListenSpec
 	Backlog   int
-	// Launcher is herd's own executable. A worker that receives sockets is
-	// started through it (LaunchArg), so that LISTEN_PID names the
-	// worker's own pid.
+	// Launcher is herd's own executable. A worker that receives sockets or
+	// Node's channel is started through it (LaunchArg), so that LISTEN_PID
+	// names the worker's own pid; so is every worker when ResetSignals is
+	// set.
 	Launcher string
+	// ResetSignals says that herd has signals set to SIG_IGN (inherited,
+	// and kept by Go's runtime), which a worker started directly would
+	// inherit: the launcher sets them back to SIG_DFL. Every worker starts
+	// with an empty signal mask either way (sigstate.go).
+	ResetSignals bool
 
 	// Ready says what makes a worker count as listening; ReadyTimeout
 	// bounds the wait for a replacement during a rolling restart.
@@ -374,7 +380,7 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 			"NODE_CHANNEL_SERIALIZATION_MODE=json")
 		files = append(files, uintptr(child))
 	}
-	if len(files) > 3 {
+	if len(files) > 3 || s.cfg.ResetSignals {
 		// Through the launcher, with a pipe on which it reports a failed
 		// execve: its exit alone would look like the worker's own 127.
 		var p [2]int
@@ -400,8 +406,7 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 		attr.Sys.Ctty = 0
 	}
 	pid, err := s.reaper.Spawn(func() (int, error) {
-		pid, _, err := syscall.StartProcess(path, argv, attr)
-		return pid, err
+		return startProcess(path, argv, attr)
 	}, func(st reaper.Status) { s.exits <- exitEvent{w, st} })
 	if err != nil {
 		if w.launch >= 0 {
