@@ -113,6 +113,9 @@ func run(args []string) int {
 // code. demo adds the demo's banner of URLs to the start-up output.
 func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slog.Logger, demo bool) int {
 	path, err := resolve(command[0])
+	if err == nil {
+		err = cluster.CheckInterpreter(path)
+	}
 	if err != nil {
 		code, _ := cluster.StartErrorCode(err)
 		log.Error("cannot start command", "command", command[0], "err", startReason(err), "code", code)
@@ -284,8 +287,9 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 }
 
 // resolve finds the executable the way a shell would, so that "not found"
-// and "not executable" are reported before anything starts. A relative
-// path is made absolute: herd itself moves to /.
+// and "not executable" are reported before anything starts (and a script's
+// missing interpreter too: supervise calls cluster.CheckInterpreter). A
+// relative path is made absolute: herd itself moves to /.
 func resolve(name string) (string, error) {
 	path, err := exec.LookPath(name)
 	if errors.Is(err, exec.ErrDot) {

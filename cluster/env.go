@@ -159,19 +159,19 @@ func Launch(args []string) (code int, err error) {
 }
 
 // launchFailure reads what the launcher reported, if anything, and closes
-// the pipe: the errno's text when its execve failed, "" otherwise (the
-// pipe reads EOF once the worker's execve closed it).
-func (w *worker) launchFailure() string {
+// the pipe: the errno when its execve failed, nil otherwise (the pipe reads
+// EOF once the worker's execve closed it).
+func (w *worker) launchFailure() error {
 	if w.launch < 0 {
-		return ""
+		return nil
 	}
 	defer func() { unix.Close(w.launch); w.launch = -1 }()
 	var buf [16]byte
 	n, err := unix.Read(w.launch, buf[:])
 	if err != nil || n <= 0 {
-		return ""
+		return nil
 	}
-	return launchErrno(string(buf[:n])).Error()
+	return launchErrno(string(buf[:n]))
 }
 
 // launchErrno turns the launcher's report (an errno number, or its text)

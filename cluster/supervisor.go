@@ -415,6 +415,9 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 		if w.ch != nil {
 			_ = w.ch.Close()
 		}
+		if path == s.cfg.Path {
+			err = ExplainStart(path, s.cfg.Dir, err)
+		}
 		code, permanent := StartErrorCode(err)
 		if !permanent && !next {
 			s.log.Error("worker start failed", "id", w.id, "index", sl.index, "err", err)
@@ -474,9 +477,14 @@ func (s *Supervisor) live() int { return len(s.workers) }
 
 // StartErrorCode maps an error from starting a process to the exit code a
 // shell would give, and says whether trying again is pointless: 127 when the
-// program does not exist, 126 when it cannot be executed. Other errors (no
-// memory, process limit) are passing and get code 1.
+// program does not exist, 126 when it cannot be executed (a script whose
+// interpreter is missing included). Other errors (no memory, process limit)
+// are passing and get code 1.
 func StartErrorCode(err error) (code int, permanent bool) {
+	var bad *BadInterpreterError
+	if errors.As(err, &bad) {
+		return initproc.ExitNotExecutable, true
+	}
 	var errno syscall.Errno
 	if !errors.As(err, &errno) {
 		if errors.Is(err, os.ErrNotExist) {
@@ -520,11 +528,12 @@ func (s *Supervisor) exited(ev exitEvent) {
 		s.closeChannel(w)
 		s.takeBack(w) // gone: it had an unanswered connection only if it ACKed
 	}
-	if reason := w.launchFailure(); reason != "" {
+	if failure := w.launchFailure(); failure != nil {
 		// The launcher could not execve the command: as when herd itself
 		// cannot, never retried.
-		code, _ := StartErrorCode(launchErrno(reason))
-		s.log.Error("cannot start command", "path", s.cfg.Path, "err", reason, "code", code)
+		err := ExplainStart(s.cfg.Path, s.cfg.Dir, failure)
+		code, _ := StartErrorCode(err)
+		s.log.Error("cannot start command", "path", s.cfg.Path, "err", err, "code", code)
 		if sl.w == w {
 			sl.w = nil
 		}

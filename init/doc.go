@@ -30,7 +30,8 @@
 //     the directory herd was started in.
 //   - The exit code follows tini: a worker's status passes through, death by
 //     signal N becomes 128+N, 127 and 126 mean "not found" and "not
-//     executable". Remap rewrites chosen codes (for example 143 to 0).
+//     executable" (a script whose #! interpreter is missing is not
+//     executable). Remap rewrites chosen codes (for example 143 to 0).
 //   - On exit a short summary goes to the termination-message file Kubernetes
 //     reads (TerminationMessage), when that file is writable.
 package initproc
