@@ -116,21 +116,34 @@ func TestA3ExitRemap(t *testing.T) {
 }
 
 // A4: a program that cannot start: 127 (not found) / 126 (not executable),
-// one clear line on stderr, never retried (default restart policy).
+// one clear line on stderr, never retried (default restart policy). A
+// script whose #! interpreter is missing or not executable exists but
+// cannot be executed: 126, and the line names the interpreter.
 func TestA4ProgramCannotStart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	notExec := filepath.Join(dir, "not-executable")
-	if err := os.WriteFile(notExec, []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
-		t.Fatal(err)
+	write := func(name, text string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
+	notExec := write("not-executable", "#!/bin/sh\nexit 0\n", 0o644)
+	interpNotExec := write("interp-not-executable", "#!/bin/sh\nexit 0\n", 0o644)
+	missingInterp := write("missing-interpreter.sh", "#!/nonexistent/interp\nexit 0\n", 0o755)
+	badInterp := write("bad-interpreter.sh", "#!"+interpNotExec+" -e\nexit 0\n", 0o755)
 	cases := []struct {
 		name, prog string
 		want       int
+		interp     string // the interpreter the line must name
 	}{
-		{"absolute path missing", "/nonexistent", 127},
-		{"name not on PATH", "herd-no-such-program", 127},
-		{"not executable", notExec, 126},
+		{"absolute path missing", "/nonexistent", 127, ""},
+		{"name not on PATH", "herd-no-such-program", 127, ""},
+		{"script missing", filepath.Join(dir, "missing.sh"), 127, ""},
+		{"not executable", notExec, 126, ""},
+		{"interpreter missing", missingInterp, 126, "/nonexistent/interp"},
+		{"interpreter not executable", badInterp, 126, interpNotExec},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -146,7 +159,63 @@ func TestA4ProgramCannotStart(t *testing.T) {
 			if len(lines) > 0 && !strings.Contains(lines[0], filepath.Base(c.prog)) {
 				t.Errorf("stderr line %q does not name the program %q", lines[0], c.prog)
 			}
+			if len(lines) > 0 && c.interp != "" && !strings.Contains(lines[0], "bad interpreter "+c.interp+":") {
+				t.Errorf("stderr line %q does not name the interpreter %q", lines[0], c.interp)
+			}
+			if len(lines) > 0 && c.interp == "" && strings.Contains(lines[0], "interpreter") {
+				t.Errorf("stderr line %q blames an interpreter", lines[0])
+			}
 		})
+	}
+}
+
+// A4: the interpreter of a script goes away, or loses its execute
+// permission, while herd runs: the worker's restart fails where execve
+// fails, in herd for a worker started directly, in the launcher for one
+// with Node's channel, and herd exits 126 naming the interpreter.
+func TestA4InterpreterLostAtRestart(t *testing.T) {
+	t.Parallel()
+	sh, err := os.ReadFile("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range []struct{ name, cmd, reason string }{
+		{"removed", "rm -f", "no such file or directory"},
+		{"made not executable", "chmod a-x", "permission denied"},
+	} {
+		for _, channel := range []string{"false", "true"} {
+			t.Run(how.name+", channel "+channel, func(t *testing.T) {
+				t.Parallel()
+				dir := t.TempDir()
+				// A copy of the shell, so that changing it touches nothing else.
+				interp := filepath.Join(dir, "interp")
+				if err := os.WriteFile(interp, sh, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				script := filepath.Join(dir, "script.sh")
+				text := fmt.Sprintf("#!%s\n%s %s\nexit 3\n", interp, how.cmd, interp)
+				if err := os.WriteFile(script, []byte(text), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				r, got := runHerd(t, spec{
+					env:  []string{"HERD_WORKERS=1", "HERD_BACKOFF_MIN=0", "HERD_NODE_CHANNEL=" + channel},
+					args: cmdArgs(script),
+				})
+				if got != 126 {
+					t.Errorf("exit code %d, want 126", got)
+				}
+				if l := r.waitLog("worker exited"); l.str("code") != "3" {
+					t.Errorf("first worker: code %s, want 3 (it ran the script)", l.str("code"))
+				}
+				l := r.waitLog("cannot start command")
+				if want := "bad interpreter " + interp + ": " + how.reason; l.str("err") != want || l.str("code") != "126" {
+					t.Errorf("cannot start command: err=%q code=%s, want err=%q code=126", l.str("err"), l.str("code"), want)
+				}
+				if n := r.stderr.count("worker restart scheduled"); n != 1 {
+					t.Errorf("%d restarts scheduled, want 1 (the failed start is not retried)", n)
+				}
+			})
+		}
 	}
 }
 

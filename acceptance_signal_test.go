@@ -202,42 +202,75 @@ func sigMask(t *testing.T, pid int, field string) uint64 {
 	return m
 }
 
-// S4: workers inherit herd's original ignore set and mask; herd adds none.
-// Only HUP and INT are tried ignored: Go keeps an inherited SIG_IGN for
-// those two only.
+// S4: every worker starts with no signal blocked and every signal at its
+// default action, whatever herd inherited, as the children of Node's cluster
+// primary and systemd's services do. herd itself keeps an inherited SIG_IGN
+// where Go's runtime keeps it: HUP and INT, and 32 and 34, which belong to
+// C libraries and get no handler. A worker starts directly unless herd has an ignored signal
+// (or the worker gets sockets or Node's channel): the direct start gets the
+// empty mask, the launcher resets both.
 func TestS4InheritedDispositions(t *testing.T) {
 	t.Parallel()
-	bit := func(s syscall.Signal) uint64 { return 1 << (uint(s) - 1) }
+	bits := func(sigs ...string) uint64 {
+		var m uint64
+		for _, s := range sigs {
+			m |= 1 << (uint(sigByName(s)) - 1)
+		}
+		return m
+	}
+	// TERM, INT, HUP, ILL and CHLD are signals Go's runtime unblocks on its
+	// own threads, USR2, TTIN and WINCH ones it leaves blocked.
+	block := []string{"USR2", "TERM", "INT", "HUP", "ILL", "CHLD", "TTIN", "WINCH"}
+	ignore := []string{"HUP", "INT", "QUIT", "ILL", "USR1", "TERM", "TTIN", "32", "34"}
+	noChannel := append([]string{"HERD_NODE_CHANNEL=false"}, oneWorkerNever...)
 	cases := []struct {
-		name    string
-		ignore  []string
-		wantIgn uint64
+		name          string
+		block, ignore []string
+		env           []string
+		launcher      bool   // herd reports starting workers through the launcher
+		herdIgn       uint64 // herd's own SigIgn
 	}{
-		{"clean", nil, 0},
-		{"HUP and INT ignored", []string{"HUP", "INT"}, bit(syscall.SIGHUP) | bit(syscall.SIGINT)},
+		{"clean", nil, nil, noChannel, false, 0},
+		{"blocked, started directly", block, nil, noChannel, false, 0},
+		{"blocked and ignored, no channel", block, ignore, noChannel, true, bits("HUP", "INT", "32", "34")},
+		{"blocked and ignored, channel", block, ignore, oneWorkerNever, true, bits("HUP", "INT", "32", "34")},
+		{"blocked, channel", block, nil, oneWorkerNever, false, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			r := start(t, spec{ignore: c.ignore, env: oneWorkerNever, args: cmdArgs("sleep", "100")})
+			r := start(t, spec{block: c.block, ignore: c.ignore, env: c.env, args: cmdArgs("sleep", "100")})
 			r.waitLog("worker started")
 			worker := r.waitProc(r.root, "sleep", 20*time.Second)
-			if ign := sigMask(t, worker, "SigIgn"); ign != c.wantIgn {
-				t.Errorf("worker SigIgn %016x, want %016x", ign, c.wantIgn)
+			if ign := sigMask(t, worker, "SigIgn"); ign != 0 {
+				t.Errorf("worker SigIgn %016x, want 0", ign)
 			}
 			if blk := sigMask(t, worker, "SigBlk"); blk != 0 {
 				t.Errorf("worker SigBlk %016x, want 0", blk)
 			}
-			if c.wantIgn == 0 {
-				if ign := sigMask(t, r.herdPID(), "SigIgn"); ign != 0 {
-					t.Errorf("herd ignores signals itself: SigIgn %016x", ign)
-				}
+			if ign := sigMask(t, r.herdPID(), "SigIgn"); ign != c.herdIgn {
+				t.Errorf("herd SigIgn %016x, want %016x", ign, c.herdIgn)
+			}
+			// No socket, so no LISTEN_PID, whichever way the worker started.
+			if env, err := os.ReadFile("/proc/" + strconv.Itoa(worker) + "/environ"); err != nil {
+				t.Error(err)
+			} else if strings.Contains("\x00"+string(env), "\x00LISTEN_PID=") {
+				t.Errorf("worker has LISTEN_PID without LISTEN_FDS")
+			}
+			if got := len(r.logs(launcherReset)) > 0; got != c.launcher {
+				t.Errorf("herd logged %q: %v, want %v", launcherReset, got, c.launcher)
 			}
 			r.signal(syscall.SIGTERM)
-			r.exitCode(30 * time.Second)
+			if got := r.exitCode(30 * time.Second); got != 143 {
+				t.Errorf("exit code %d after SIGTERM, want 143", got)
+			}
 		})
 	}
 }
+
+// launcherReset is herd's debug record when it starts every worker through
+// the launcher because it inherited ignored signals.
+const launcherReset = "inherited ignored signals; workers start through the launcher, which restores their default actions"
 
 // S5: signals that arrive from the instant herd starts (before the first
 // worker) neither crash herd nor change how it ends.

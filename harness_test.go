@@ -9,8 +9,9 @@ package main
 // HERD_TEST_HELPER instead of the tests.
 //
 //	pid1    started with CLONE_NEWPID|CLONE_NEWNS: makes mounts private, mounts
-//	        a fresh /proc, optionally drops privileges, then execs herd (which
-//	        becomes PID 1 and stays the test's direct child).
+//	        a fresh /proc, optionally drops privileges and leaves chosen
+//	        signals ignored or blocked, then execs herd (which becomes PID 1
+//	        and stays the test's direct child).
 //	exec    the same without a new namespace (herd is the test's child).
 //	        Both first join the cgroup spec.cgroup names, if any, so herd
 //	        runs inside it from its first instruction (C8).
@@ -371,6 +372,7 @@ type spec struct {
 	stdin   io.Reader
 	extra   []*os.File // inherited fds 3...
 	ignore  []string   // signals the parent leaves ignored (SIG_IGN) for herd, e.g. HUP INT
+	block   []string   // pid1/exec: signals the parent leaves blocked for herd, e.g. USR2 TERM
 	roRoot  bool       // pid1: remount / read-only
 	nnp     bool       // pid1: set no_new_privs
 	nobody  bool       // pid1: run herd as uid/gid 65534
@@ -468,6 +470,9 @@ func start(t testing.TB, s spec) *herdRun {
 	env = append(env, helperVar+"="+helper)
 	if len(s.ignore) > 0 {
 		env = append(env, "HERD_TEST_IGNORE="+strings.Join(s.ignore, ","))
+	}
+	if len(s.block) > 0 {
+		env = append(env, "HERD_TEST_BLOCK="+strings.Join(s.block, ","))
 	}
 	if s.roRoot {
 		env = append(env, "HERD_TEST_RO=1")
@@ -983,8 +988,19 @@ func helperExec(newNS bool, args []string) error {
 	if err := closeStrayFds(); err != nil {
 		return err
 	}
-	var empty unix.Sigset_t
-	if err := unix.PthreadSigmask(unix.SIG_SETMASK, &empty, nil); err != nil {
+	// The mask of this (locked) thread is the one herd starts with: the
+	// signals HERD_TEST_BLOCK names, or none.
+	var mask unix.Sigset_t
+	if v := os.Getenv("HERD_TEST_BLOCK"); v != "" {
+		for _, name := range strings.Split(v, ",") {
+			s := sigByName(name)
+			if s <= 0 || s > 64 {
+				return fmt.Errorf("unknown signal %q", name)
+			}
+			mask.Val[(s-1)/64] |= 1 << ((uint(s) - 1) % 64)
+		}
+	}
+	if err := unix.PthreadSigmask(unix.SIG_SETMASK, &mask, nil); err != nil {
 		return fmt.Errorf("sigmask: %w", err)
 	}
 	prog := args[0]

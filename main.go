@@ -113,6 +113,9 @@ func run(args []string) int {
 // code. demo adds the demo's banner of URLs to the start-up output.
 func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slog.Logger, demo bool) int {
 	path, err := resolve(command[0])
+	if err == nil {
+		err = cluster.CheckInterpreter(path)
+	}
 	if err != nil {
 		code, _ := cluster.StartErrorCode(err)
 		log.Error("cannot start command", "command", command[0], "err", startReason(err), "code", code)
@@ -186,6 +189,14 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 		recompute = func() (cpus.Result, error) { return cpuBudget(cfg.Config) }
 	}
 
+	// An ignored signal would reach workers started directly through
+	// execve; the launcher sets it back to its default action.
+	ignored := initproc.IgnoredSignals()
+	if ignored != 0 {
+		log.Debug("inherited ignored signals; workers start through the launcher, which restores their default actions",
+			"signals", initproc.SignalSet(ignored))
+	}
+
 	r := reaper.New(log)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -207,6 +218,7 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 		Specs:           cfg.Listen,
 		Backlog:         int(cfg.Backlog),
 		Launcher:        self,
+		ResetSignals:    ignored != 0,
 		Channel:         bool(cfg.NodeChannel),
 		Ready:           cluster.ReadySignal(cfg.ReadySignal),
 		ReadyTimeout:    time.Duration(cfg.ReadyTimeout),
@@ -275,8 +287,9 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 }
 
 // resolve finds the executable the way a shell would, so that "not found"
-// and "not executable" are reported before anything starts. A relative
-// path is made absolute: herd itself moves to /.
+// and "not executable" are reported before anything starts (and a script's
+// missing interpreter too: supervise calls cluster.CheckInterpreter). A
+// relative path is made absolute: herd itself moves to /.
 func resolve(name string) (string, error) {
 	path, err := exec.LookPath(name)
 	if errors.Is(err, exec.ErrDot) {

@@ -16,4 +16,10 @@
 //
 // The supervisor never waits on a process itself: it starts workers through
 // reaper.Spawn and learns of their end from the reaper.
+//
+// Every worker starts with no signal blocked and every signal at its default
+// action, whatever herd inherited (sigstate.go): directly, forked from a
+// thread whose mask is empty, or, when herd has a signal ignored or the
+// worker gets sockets or Node's channel, through herd's launcher (LaunchArg),
+// which resets both right before execve.
 package cluster

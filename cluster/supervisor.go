@@ -60,10 +60,16 @@ type Config struct {
 	Listeners []*Listener
 	Specs     []ListenSpec
 	Backlog   int
-	// Launcher is herd's own executable. A worker that receives sockets is
-	// started through it (LaunchArg), so that LISTEN_PID names the
-	// worker's own pid.
+	// Launcher is herd's own executable. A worker that receives sockets or
+	// Node's channel is started through it (LaunchArg), so that LISTEN_PID
+	// names the worker's own pid; so is every worker when ResetSignals is
+	// set.
 	Launcher string
+	// ResetSignals says that herd has signals set to SIG_IGN (inherited,
+	// and kept by Go's runtime), which a worker started directly would
+	// inherit: the launcher sets them back to SIG_DFL. Every worker starts
+	// with an empty signal mask either way (sigstate.go).
+	ResetSignals bool
 
 	// Ready says what makes a worker count as listening; ReadyTimeout
 	// bounds the wait for a replacement during a rolling restart.
@@ -387,7 +393,7 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 			"NODE_CHANNEL_SERIALIZATION_MODE=json")
 		files = append(files, uintptr(child))
 	}
-	if len(files) > 3 {
+	if len(files) > 3 || s.cfg.ResetSignals {
 		// Through the launcher, with a pipe on which it reports a failed
 		// execve: its exit alone would look like the worker's own 127.
 		var p [2]int
@@ -413,8 +419,7 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 		attr.Sys.Ctty = 0
 	}
 	pid, err := s.reaper.Spawn(func() (int, error) {
-		pid, _, err := syscall.StartProcess(path, argv, attr)
-		return pid, err
+		return startProcess(path, argv, attr)
 	}, func(st reaper.Status) { s.exits <- exitEvent{w, st} })
 	if err != nil {
 		if w.launch >= 0 {
@@ -422,6 +427,9 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 		}
 		if w.ch != nil {
 			_ = w.ch.Close()
+		}
+		if path == s.cfg.Path {
+			err = ExplainStart(path, s.cfg.Dir, err)
 		}
 		code, permanent := StartErrorCode(err)
 		if !permanent && !next {
@@ -482,9 +490,14 @@ func (s *Supervisor) live() int { return len(s.workers) }
 
 // StartErrorCode maps an error from starting a process to the exit code a
 // shell would give, and says whether trying again is pointless: 127 when the
-// program does not exist, 126 when it cannot be executed. Other errors (no
-// memory, process limit) are passing and get code 1.
+// program does not exist, 126 when it cannot be executed (a script whose
+// interpreter is missing included). Other errors (no memory, process limit)
+// are passing and get code 1.
 func StartErrorCode(err error) (code int, permanent bool) {
+	var bad *BadInterpreterError
+	if errors.As(err, &bad) {
+		return initproc.ExitNotExecutable, true
+	}
 	var errno syscall.Errno
 	if !errors.As(err, &errno) {
 		if errors.Is(err, os.ErrNotExist) {
@@ -528,11 +541,12 @@ func (s *Supervisor) exited(ev exitEvent) {
 		s.closeChannel(w)
 		s.takeBack(w) // gone: its unanswered connection goes on or is closed
 	}
-	if reason := w.launchFailure(); reason != "" {
+	if failure := w.launchFailure(); failure != nil {
 		// The launcher could not execve the command: as when herd itself
 		// cannot, never retried.
-		code, _ := StartErrorCode(launchErrno(reason))
-		s.log.Error("cannot start command", "path", s.cfg.Path, "err", reason, "code", code)
+		err := ExplainStart(s.cfg.Path, s.cfg.Dir, failure)
+		code, _ := StartErrorCode(err)
+		s.log.Error("cannot start command", "path", s.cfg.Path, "err", err, "code", code)
 		if sl.w == w {
 			sl.w = nil
 		}

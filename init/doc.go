@@ -13,8 +13,13 @@
 //     registers an explicit list (every catchable signal but the ones below)
 //     before anything else starts; SIGPIPE is registered and dropped.
 //     Nothing is ever set to SIG_IGN, because an ignored disposition survives
-//     execve and would be inherited by every worker. SIGCHLD belongs to the
-//     reaper, SIGURG to the Go runtime (goroutine preemption).
+//     execve. SIGCHLD belongs to the reaper, SIGURG to the Go runtime
+//     (goroutine preemption).
+//   - Every worker starts with no signal blocked and every signal at its
+//     default action, whatever herd inherited (package cluster does it;
+//     IgnoredSignals tells it whether the launcher must). An inherited
+//     SIG_IGN for SIGHUP or SIGINT, which Go's runtime keeps, stays herd's
+//     own.
 //   - Orphans are reparented to PID 1, or to the nearest ancestor that set
 //     PR_SET_CHILD_SUBREAPER. When herd is not PID 1 it becomes a subreaper
 //     (BecomeSubreaper) and then never sends kill(-1): outside its own PID
@@ -25,7 +30,8 @@
 //     the directory herd was started in.
 //   - The exit code follows tini: a worker's status passes through, death by
 //     signal N becomes 128+N, 127 and 126 mean "not found" and "not
-//     executable". Remap rewrites chosen codes (for example 143 to 0).
+//     executable" (a script whose #! interpreter is missing is not
+//     executable). Remap rewrites chosen codes (for example 143 to 0).
 //   - On exit a short summary goes to the termination-message file Kubernetes
 //     reads (TerminationMessage), when that file is writable.
 package initproc

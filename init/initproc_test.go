@@ -163,3 +163,13 @@ func TestDescendants(t *testing.T) {
 		t.Errorf("descendants of 10: %v", got)
 	}
 }
+
+func TestSignalSet(t *testing.T) {
+	if got := SignalSet(0); got != "" {
+		t.Errorf("SignalSet(0) = %q", got)
+	}
+	m := uint64(1)<<(unix.SIGHUP-1) | 1<<(unix.SIGINT-1) | 1<<31 | 1<<33 | 1<<63
+	if got, want := SignalSet(m), "HUP,INT,32,RTMIN+0,RTMIN+30"; got != want {
+		t.Errorf("SignalSet(%x) = %q, want %q", m, got, want)
+	}
+}

@@ -39,8 +39,11 @@ var Forwardable = func() []os.Signal {
 // Notify registers ch for every signal in Forwardable and drops SIGPIPE. A
 // signal that herd's parent set to SIG_IGN and that Go's runtime left ignored
 // (SIGHUP and SIGINT, as for a background job or nohup) is not registered, so
-// herd and its workers keep ignoring it. Call it first thing in main: until it
-// runs, the runtime's default applies, and that exits on SIGTERM.
+// herd keeps ignoring it. Workers do not: every worker starts with every
+// signal at its default action and none blocked, whatever herd inherited
+// (package cluster resets both; IgnoredSignals tells it when the launcher
+// must). Call Notify first thing in main: until it runs, the runtime's
+// default applies, and that exits on SIGTERM.
 //
 // It returns the signals it registered.
 func Notify(ch chan<- os.Signal) []os.Signal {
@@ -54,6 +57,43 @@ func Notify(ch chan<- os.Signal) []os.Signal {
 	ossig.Notify(ch, list...)
 	dropPipe()
 	return list
+}
+
+// IgnoredSignals returns the signals herd has at SIG_IGN, bit N-1 for signal
+// N: those its parent ignored and Go's runtime left alone (SIGHUP, SIGINT,
+// and 32 and 34, which belong to C libraries). Call it after Notify, which
+// replaces an inherited SIG_IGN for the signals it registers. It reads the
+// kernel's SigIgn in /proc/self/status, or, without /proc, asks Go's
+// runtime, which knows every signal it left ignored at start.
+func IgnoredSignals() uint64 {
+	if data, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
+					return m
+				}
+			}
+		}
+	}
+	var m uint64
+	for s := 1; s <= 64; s++ {
+		if ossig.Ignored(unix.Signal(s)) {
+			m |= 1 << (s - 1)
+		}
+	}
+	return m
+}
+
+// SignalSet writes a set of signals (bit N-1 for signal N) as names:
+// "HUP,INT,32".
+func SignalSet(m uint64) string {
+	var names []string
+	for s := 1; s <= 64; s++ {
+		if m&(1<<(s-1)) != 0 {
+			names = append(names, SignalName(unix.Signal(s)))
+		}
+	}
+	return strings.Join(names, ",")
 }
 
 // dropPipe catches SIGPIPE so a write to a closed pipe returns EPIPE instead
