@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	initproc "github.com/herd-sh/herd/init"
 )
 
 func writeFile(t *testing.T, text string) string {
@@ -223,5 +225,322 @@ func TestParseArgs(t *testing.T) {
 				t.Errorf("got mode %d command %q flags %v", inv.Mode, inv.Command, inv.Flags)
 			}
 		})
+	}
+}
+
+// wantConfigError loads the configuration and checks that it is refused with
+// one line that mentions every string of want and none of avoid.
+func wantConfigError(t *testing.T, flags []flagValue, want, avoid []string) string {
+	t.Helper()
+	_, err := LoadConfig(flags)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if _, ok := err.(*ConfigError); !ok {
+		t.Errorf("error of type %T, want *ConfigError", err)
+	}
+	msg := err.Error()
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not mention %q", msg, w)
+		}
+	}
+	for _, a := range avoid {
+		if strings.Contains(msg, a) {
+			t.Errorf("error %q mentions %q", msg, a)
+		}
+	}
+	if strings.Contains(msg, "\n") {
+		t.Errorf("error spans lines: %q", msg)
+	}
+	return msg
+}
+
+// The configuration file is read through a limit: a file above 1 MiB, or a
+// device that never ends, is refused, naming how the file was given.
+func TestConfigFileSize(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	// Valid YAML (comments) of 1 MiB and one byte: only the size is wrong.
+	line := "# " + strings.Repeat("x", 61) + "\n"
+	text := strings.Repeat(line, MaxConfigFile/len(line)+1)[:MaxConfigFile] + "\n"
+	if err := os.WriteFile(big, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HERD_CONFIG", big)
+	wantConfigError(t, nil, []string{`invalid HERD_CONFIG="` + big + `"`, "larger than 1 MiB", "1048576 bytes"}, nil)
+
+	// Exactly the limit is read.
+	if err := os.WriteFile(big, []byte(text[:MaxConfigFile]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(nil); err != nil {
+		t.Errorf("a file of exactly 1 MiB: %v", err)
+	}
+
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero")
+	}
+	wantConfigError(t, []flagValue{{"config", "/dev/zero"}}, []string{`invalid --config="/dev/zero"`, "larger than 1 MiB"}, []string{"HERD_CONFIG"})
+	t.Setenv("HERD_CONFIG", "/dev/zero")
+	wantConfigError(t, nil, []string{`invalid HERD_CONFIG="/dev/zero"`, "larger than 1 MiB"}, nil)
+}
+
+// A file that is not text, or not a mapping, gets a message about YAML, not
+// about the JSON and Go types the YAML library converts through.
+func TestConfigFileNotYAML(t *testing.T) {
+	leaks := []string{"JSON", "json", "Go value", "interface", "map["}
+	for _, tc := range []struct {
+		name, text string
+		want       []string
+	}{
+		{"binary", "workers: 2\n\xff\xfe\x00\x01", []string{"line 2, byte offset 11", "0xff", "not UTF-8", "YAML file of key: value lines"}},
+		{"latin-1", "listen: :8080 # caf\xe9\n", []string{"line 1, byte offset 19", "0xe9", "not UTF-8"}},
+		{"nul", "workers: 2\x00\n", []string{"byte offset 10", "0x00", "control character", "YAML file of key: value lines"}},
+		{"string", "just some words\n", []string{"must be a YAML mapping of settings (key: value)", "not a string"}},
+		{"list", "- workers\n- 2\n", []string{"must be a YAML mapping of settings (key: value)", "not a list"}},
+		{"number", "42\n", []string{"must be a YAML mapping of settings (key: value)", "not a number"}},
+		{"boolean", "true\n", []string{"must be a YAML mapping of settings (key: value)", "not a boolean"}},
+		{"list key", "? [a]\n: 1\n", []string{"not valid YAML", "key"}},
+		{"null key", "~: 1\n", []string{"not valid YAML", "key"}},
+		{"syntax", "workers: [\n", []string{"not valid YAML", "line 1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, tc.text)
+			t.Setenv("HERD_CONFIG", path)
+			want := append([]string{`configuration file "` + path + `"`}, tc.want...)
+			wantConfigError(t, nil, want, leaks)
+		})
+	}
+	// Nothing set is not an error: an empty file, comments, a document
+	// marker, an empty mapping.
+	for _, text := range []string{"", "\n", "# nothing yet\n", "---\n", "{}\n"} {
+		t.Setenv("HERD_CONFIG", writeFile(t, text))
+		l, err := LoadConfig(nil)
+		if err != nil {
+			t.Errorf("file %q: %v", text, err)
+			continue
+		}
+		if !reflect.DeepEqual(l.Config, Defaults()) {
+			t.Errorf("file %q changed settings: %+v", text, l.Config)
+		}
+	}
+}
+
+// Numbers out of range say which way: negative, or too large with the limit.
+func TestConfigNumberRange(t *testing.T) {
+	for _, tc := range []struct {
+		env, val string
+		want     []string
+	}{
+		{"HERD_SHUTDOWN_TIMEOUT", "99999999999", []string{"too large: at most 9223372036 seconds (2562047h47m16s)"}},
+		{"HERD_SHUTDOWN_TIMEOUT", "99999999999999999999", []string{"too large: at most 9223372036 seconds"}},
+		{"HERD_SHUTDOWN_TIMEOUT", "99999999999h", []string{"too large: at most 2562047h47m16s"}},
+		{"HERD_SHUTDOWN_TIMEOUT", "-5", []string{"must not be negative", "duration"}},
+		{"HERD_SHUTDOWN_TIMEOUT", "-1m", []string{"must not be negative", "duration"}},
+		{"HERD_SHUTDOWN_TIMEOUT", "-99999999999h", []string{"must not be negative"}},
+		{"HERD_DISCONNECT_GRACE", "-1s", []string{"must not be negative: auto or a duration"}},
+		{"HERD_DISCONNECT_GRACE", "99999999999", []string{"too large: at most 9223372036 seconds"}},
+		{"HERD_WORKERS", "10001", []string{"too large: at most 10000"}},
+		{"HERD_WORKERS", "99999999999999999999", []string{"too large: at most 10000"}},
+		{"HERD_WORKERS", "-2", []string{"must not be negative", "1 to 10000"}},
+		{"HERD_WORKERS", "-99999999999999999999", []string{"must not be negative"}},
+		{"HERD_MAX_WORKERS", "20000", []string{"too large: at most 10000"}},
+		{"HERD_READY_MIN", "-1", []string{"must not be negative", "0 to 10000"}},
+		{"HERD_BACKLOG", "99999999999999999999", []string{"too large: at most 10000"}},
+		{"HERD_BACKLOG", "-1", []string{"must not be negative"}},
+		{"HERD_CPU_REQUEST", "-500m", []string{"must not be negative"}},
+		{"HERD_CPU_LIMIT", "99999999999999999999", []string{"too large: at most 9223372036854775807 millicores"}},
+	} {
+		t.Run(tc.env+"="+tc.val, func(t *testing.T) {
+			t.Setenv(tc.env, tc.val)
+			avoid := []string{"not negative"}
+			if strings.HasPrefix(tc.val, "-") {
+				avoid = []string{"too large"}
+			}
+			want := append([]string{"invalid " + tc.env + `="` + tc.val + `"`}, tc.want...)
+			wantConfigError(t, nil, want, avoid)
+		})
+	}
+	// The limits themselves are accepted.
+	t.Setenv("HERD_SHUTDOWN_TIMEOUT", "9223372036")
+	t.Setenv("HERD_BACKOFF_MAX", "2562047h")
+	t.Setenv("HERD_WORKERS", "10000")
+	t.Setenv("HERD_READY_MIN", "10000")
+	if _, err := LoadConfig(nil); err != nil {
+		t.Error(err)
+	}
+}
+
+// A long value is cut in the error, which says how long it was.
+func TestConfigLongValue(t *testing.T) {
+	long := strings.Repeat("a", 3000)
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		flags []flagValue
+		file  string
+		want  string
+	}{
+		{"variable", map[string]string{"HERD_WORKERS": long}, nil, "", `invalid HERD_WORKERS="` + long[:64] + `…" (3000 bytes): `},
+		{"flag", nil, []flagValue{{"restart", long}}, "", `invalid --restart="` + long[:64] + `…" (3000 bytes): `},
+		{"file value", nil, nil, "log_level: " + long + "\n", `invalid log_level="` + long[:64] + `…" (3000 bytes): `},
+		{"file key", nil, nil, long[:200] + ": 1\n", `unknown key "` + long[:64] + `…" (200 bytes)`},
+		// Parsers that repeat the part they refuse are cut too.
+		{"listen", map[string]string{"HERD_LISTEN": long}, nil, "", `invalid HERD_LISTEN="` + long[:64] + `…" (3000 bytes): "`},
+		{"user", map[string]string{"HERD_UID": long}, nil, "", `unknown user "` + long[:64] + `…" (3000 bytes)`},
+		{"remap", map[string]string{"HERD_EXIT_REMAP": long}, nil, "", `"` + long[:64] + `…" (3000 bytes) is not FROM=TO`},
+		{"health", map[string]string{"HERD_HEALTH_ADDR": long + ":80"}, nil, "", `host "` + long[:64] + `…" (3000 bytes)`},
+		{"config path", map[string]string{"HERD_CONFIG": "/" + long}, nil, "", `invalid HERD_CONFIG="/` + long[:63] + `…" (3001 bytes): `},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			if tc.file != "" {
+				t.Setenv("HERD_CONFIG", writeFile(t, tc.file))
+			}
+			msg := wantConfigError(t, tc.flags, []string{tc.want}, []string{long[:65]})
+			if len(msg) > 1000 {
+				t.Errorf("error is %d bytes long", len(msg))
+			}
+		})
+	}
+	// A cut never splits a character: é is two bytes, the 64th and 65th.
+	v := strings.Repeat("a", 63) + strings.Repeat("é", 100)
+	if got, want := quote(v), `"`+strings.Repeat("a", 63)+`…" (263 bytes)`; got != want {
+		t.Errorf("quote cut a character: %s, want %s", got, want)
+	}
+	if got := quote("short"); got != `"short"` {
+		t.Errorf("quote(short) = %s", got)
+	}
+}
+
+// HERD_HEALTH_ADDR is checked when it is read, so herd config refuses what
+// herd could not listen on; off, in any case, disables the server.
+func TestConfigHealthAddr(t *testing.T) {
+	for _, bad := range []string{"nonsense", ":99999", "1.2.3.4", "[::1", "", ":http", "::1:80", "[1.2.3.4]:80",
+		"a_b:80", "1.2.3:80", "256.1.1.1:80", "-host:80", "host:", "[]:80", ":-1"} {
+		t.Run(bad, func(t *testing.T) {
+			t.Setenv("HERD_HEALTH_ADDR", bad)
+			wantConfigError(t, nil, []string{`invalid HERD_HEALTH_ADDR="` + bad + `"`, "host:port", "0 to 65535", "or off"}, nil)
+		})
+	}
+	wantConfigError(t, []flagValue{{"health-addr", "nonsense"}}, []string{`invalid --health-addr="nonsense"`, "host:port", "HERD_HEALTH_ADDR"}, nil)
+	for in, want := range map[string]string{
+		":9090": ":9090", "127.0.0.1:0": "127.0.0.1:0", "[::1]:9090": "[::1]:9090", "[::]:65535": "[::]:65535",
+		"localhost:9090": "localhost:9090", "probe-1.example.com:80": "probe-1.example.com:80", "[fe80::1%eth0]:80": "[fe80::1%eth0]:80",
+		"off": "off", "OFF": "off", "Off": "off", " off ": "off",
+	} {
+		t.Setenv("HERD_HEALTH_ADDR", in)
+		l, err := LoadConfig(nil)
+		if err != nil {
+			t.Errorf("HERD_HEALTH_ADDR=%q: %v", in, err)
+			continue
+		}
+		if string(l.HealthAddr) != want {
+			t.Errorf("HERD_HEALTH_ADDR=%q gives %q, want %q", in, l.HealthAddr, want)
+		}
+	}
+}
+
+// off, in any case, disables the termination log.
+func TestConfigTerminationLogOff(t *testing.T) {
+	for _, v := range []string{"off", "OFF", "Off", " oFf "} {
+		t.Setenv("HERD_TERMINATION_LOG", v)
+		l, err := LoadConfig(nil)
+		if err != nil || l.TerminationLog != "off" {
+			t.Errorf("HERD_TERMINATION_LOG=%q: %q, %v; want off", v, l.TerminationLog, err)
+		}
+	}
+	t.Setenv("HERD_TERMINATION_LOG", "term.log")
+	if l, err := LoadConfig(nil); err != nil || l.TerminationLog != "term.log" {
+		t.Errorf("HERD_TERMINATION_LOG=term.log: %v", err)
+	}
+}
+
+func TestTerminationLogPath(t *testing.T) {
+	for _, tc := range []struct{ path, dir, want string }{
+		{"term.log", "/srv/app", "/srv/app/term.log"},
+		{"logs/term.log", "/srv/app", "/srv/app/logs/term.log"},
+		{"../term.log", "/srv/app", "/srv/term.log"},
+		{"/dev/termination-log", "/srv/app", "/dev/termination-log"},
+		{"off", "/srv/app", "off"},
+		{"", "/srv/app", ""},
+	} {
+		if got := terminationLogPath(tc.path, tc.dir); got != tc.want {
+			t.Errorf("terminationLogPath(%q, %q) = %q, want %q", tc.path, tc.dir, got, tc.want)
+		}
+	}
+}
+
+// HERD_READY_MIN above the workers that can ever run is refused, named as
+// the user wrote it; with auto and no maximum herd warns at start instead.
+func TestConfigReadyMin(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		flags []flagValue
+		file  string
+		want  []string
+	}{
+		{"workers", map[string]string{"HERD_WORKERS": "2", "HERD_READY_MIN": "3"}, nil, "",
+			[]string{`invalid HERD_READY_MIN="3": must not be more than HERD_WORKERS="2"`, "readiness could never pass"}},
+		{"max workers", map[string]string{"HERD_MAX_WORKERS": "4", "HERD_READY_MIN": "5"}, nil, "",
+			[]string{`invalid HERD_READY_MIN="5": must not be more than HERD_MAX_WORKERS="4"`, `HERD_WORKERS="auto"`}},
+		{"flags", nil, []flagValue{{"workers", "1"}, {"ready-min", "2"}}, "",
+			[]string{`invalid --ready-min="2": must not be more than --workers="1"`, "(HERD_READY_MIN)"}},
+		{"file", map[string]string{"HERD_WORKERS": "2"}, nil, "ready_min: 3\n",
+			[]string{`invalid ready_min="3": must not be more than HERD_WORKERS="2"`, "herd.yaml", "variable HERD_READY_MIN"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			if tc.file != "" {
+				t.Setenv("HERD_CONFIG", writeFile(t, tc.file))
+			}
+			wantConfigError(t, tc.flags, tc.want, nil)
+		})
+	}
+	for _, env := range []map[string]string{
+		{"HERD_WORKERS": "3", "HERD_READY_MIN": "3"},
+		{"HERD_WORKERS": "2", "HERD_READY_MIN": "0"},
+		{"HERD_MAX_WORKERS": "4", "HERD_READY_MIN": "4"},
+		{"HERD_READY_MIN": "50"}, // auto without a maximum: a warning at start
+	} {
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		if _, err := LoadConfig(nil); err != nil {
+			t.Errorf("%v: %v", env, err)
+		}
+		for k := range env {
+			os.Unsetenv(k)
+		}
+	}
+}
+
+// The stop signals whose default action does not end a process.
+func TestStopSignalFault(t *testing.T) {
+	for _, name := range []string{"CHLD", "CONT", "URG", "WINCH"} {
+		sig, _ := initproc.ParseSignal(name)
+		if got := stopSignalFault(sig); got != "is ignored by default" {
+			t.Errorf("%s: %q, want ignored", name, got)
+		}
+	}
+	for _, name := range []string{"TSTP", "TTIN", "TTOU"} {
+		sig, _ := initproc.ParseSignal(name)
+		if got := stopSignalFault(sig); got != "suspends a process by default" {
+			t.Errorf("%s: %q, want suspends", name, got)
+		}
+	}
+	for _, name := range []string{"TERM", "QUIT", "INT", "HUP", "USR1", "USR2", "ALRM", "PIPE", "ABRT", "PWR", "SYS", "XCPU", "RTMIN+1", "RTMAX"} {
+		sig, ok := initproc.ParseSignal(name)
+		if !ok {
+			t.Fatalf("ParseSignal(%s)", name)
+		}
+		if got := stopSignalFault(sig); got != "" {
+			t.Errorf("%s ends a process by default, got %q", name, got)
+		}
 	}
 }

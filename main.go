@@ -122,6 +122,11 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 		return initproc.Remap(cfg.ExitRemap).Apply(code)
 	}
 
+	if fault := stopSignalFault(unix.Signal(cfg.StopSignal)); fault != "" {
+		log.Warn(fmt.Sprintf("%s=%s %s: workers will not stop until SIGKILL at %s (%s) unless they handle it",
+			cfg.name("HERD_WORKER_STOP_SIGNAL"), cfg.StopSignal.String(), fault, cfg.name("HERD_SHUTDOWN_TIMEOUT"), cfg.ShutdownTimeout.String()))
+	}
+
 	pid1 := initproc.IsPID1()
 	if !pid1 {
 		if !cfg.Subreaper {
@@ -168,6 +173,9 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 		log.Warn("cannot read the working directory; workers start in /", "err", err)
 		dir = "/"
 	}
+	// A relative termination log is the user's, in the directory herd was
+	// started in, not in /.
+	termLog := terminationLogPath(string(cfg.TerminationLog), dir)
 	if err := os.Chdir("/"); err != nil {
 		log.Warn("cannot change directory to /", "err", err)
 	}
@@ -187,6 +195,12 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 		}
 		workers, budget = res.Workers, &res
 		recompute = func() (cpus.Result, error) { return cpuBudget(cfg.Config) }
+		// check() refused what can never pass; this may pass once the
+		// budget grows (an in-place resize).
+		if int(cfg.ReadyMin) > workers {
+			log.Warn(fmt.Sprintf("%s=%d is above the %d workers that %s=auto gives here: readiness cannot pass until that many workers run",
+				cfg.name("HERD_READY_MIN"), int(cfg.ReadyMin), workers, cfg.name("HERD_WORKERS")))
+		}
 	}
 
 	// An ignored signal would reach workers started directly through
@@ -279,11 +293,21 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 	// The default path is written only where Kubernetes provides it; a path
 	// the user chose is created if needed.
 	create := cfg.Sources["HERD_TERMINATION_LOG"] != FromDefault
-	if err := initproc.TerminationMessage(string(cfg.TerminationLog), msg, create); err != nil {
-		log.Debug("termination message not written", "path", string(cfg.TerminationLog), "err", err)
+	if err := initproc.TerminationMessage(termLog, msg, create); err != nil {
+		log.Debug("termination message not written", "path", termLog, "err", err)
 	}
 	log.Info("herd exiting", "code", code, "reason", res.Reason)
 	return code
+}
+
+// terminationLogPath is HERD_TERMINATION_LOG made absolute against dir,
+// the directory herd was started in: herd itself moves to /. Empty and off
+// stay as they are (nothing is written).
+func terminationLogPath(path, dir string) string {
+	if path == "" || path == off || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(dir, path)
 }
 
 // resolve finds the executable the way a shell would, so that "not found"

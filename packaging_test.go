@@ -50,7 +50,7 @@ func TestCPULimitSetting(t *testing.T) {
 		want            []string
 	}{
 		{"word", "two", "", nil, []string{`invalid HERD_CPU_LIMIT="two"`, "millicores such as 500", "CPU quantity"}},
-		{"negative", "-1500m", "", nil, []string{`HERD_CPU_LIMIT="-1500m"`, "not negative"}},
+		{"negative", "-1500m", "", nil, []string{`HERD_CPU_LIMIT="-1500m"`, "must not be negative"}},
 		{"memory unit", "2Gi", "", nil, []string{`HERD_CPU_LIMIT="2Gi"`}},
 		{"file", "", "cpu_limit: lots\n", nil, []string{`invalid cpu_limit="lots"`, "HERD_CPU_LIMIT", "herd.yaml"}},
 		{"flag", "", "", []flagValue{{"cpu-limit", "x"}}, []string{`invalid --cpu-limit="x"`, "HERD_CPU_LIMIT"}},

@@ -124,7 +124,7 @@ func parseListenEntry(e string) (ListenSpec, error) {
 			}
 		}
 		if strings.HasPrefix(e, "/") {
-			return sp, fmt.Errorf("a unix socket is written unix://%s", e)
+			return sp, fmt.Errorf("a unix socket is written unix://%s", echo(e, "/PATH"))
 		}
 		sp.Network = netTCP
 	}
@@ -226,9 +226,9 @@ func parseListenHostPort(network, hp string) (string, error) {
 			return "", errors.New("missing host:port: write :8080 for all addresses")
 		case !strings.Contains(hp, ":"):
 			if _, err := parseListenPort(hp); err == nil {
-				return "", fmt.Errorf("missing colon: write :%s for port %s on all addresses", hp, hp)
+				return "", fmt.Errorf("missing colon: write :%s for port %s on all addresses", echo(hp, "PORT"), echo(hp, "PORT"))
 			}
-			return "", fmt.Errorf("missing port: write %s:PORT", hp)
+			return "", fmt.Errorf("missing port: write %s:PORT", echo(hp, "HOST"))
 		case strings.Count(hp, ":") > 1 && !strings.HasPrefix(hp, "["):
 			return "", errors.New("an IPv6 host is written in brackets, as in [::1]:8080")
 		}
@@ -260,9 +260,23 @@ func parseListenPort(s string) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n > 65535 {
-		return 0, fmt.Errorf("port %s out of range: give a number from 0 to 65535 (0: the kernel picks one)", s)
+		return 0, fmt.Errorf("port %s out of range: give a number from 0 to 65535 (0: the kernel picks one)", echo(s, "number"))
 	}
 	return n, nil
+}
+
+// maxEcho is the longest part of a value an error repeats unquoted, in an
+// example of what to write; herd's configuration errors cut quoted values
+// to the same length.
+const maxEcho = 64
+
+// echo is s, for an error's example of what to write, or placeholder when
+// s is too long to repeat on one readable line.
+func echo(s, placeholder string) string {
+	if len(s) > maxEcho {
+		return placeholder
+	}
+	return s
 }
 
 // parseListenHost returns host's address for network, or the invalid Addr for an

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -40,10 +41,10 @@ var connStateHook func(net.Conn, http.ConnState)
 // Start listens on addr (host:port, the value of HERD_HEALTH_ADDR) and
 // serves h there from a goroutine of its own. A listen error (port in use,
 // permission, bad address) is returned at once, naming HERD_HEALTH_ADDR.
-// With addr "off" nothing is listened on and Start returns a disabled
-// Server: Addr is nil and Shutdown does nothing.
+// With addr "off", in any case, nothing is listened on and Start returns a
+// disabled Server: Addr is nil and Shutdown does nothing.
 func Start(addr string, h http.Handler) (*Server, error) {
-	if addr == addrOff {
+	if strings.EqualFold(addr, addrOff) {
 		return &Server{}, nil
 	}
 	if addr == "" {

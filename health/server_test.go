@@ -146,16 +146,19 @@ func TestStartBadAddr(t *testing.T) {
 	}
 }
 
+// TestStartOff: off, in any case, is no server.
 func TestStartOff(t *testing.T) {
-	s, err := Start("off", Handler(liveSnap(), Options{}))
-	if err != nil || s == nil {
-		t.Fatalf("Start(off) = %v, %v", s, err)
-	}
-	if s.Addr() != nil {
-		t.Errorf("Addr = %v, want nil", s.Addr())
-	}
-	if err := s.Shutdown(context.Background()); err != nil {
-		t.Errorf("Shutdown: %v", err)
+	for _, off := range []string{"off", "OFF", "Off"} {
+		s, err := Start(off, Handler(liveSnap(), Options{}))
+		if err != nil || s == nil {
+			t.Fatalf("Start(%q) = %v, %v", off, s, err)
+		}
+		if s.Addr() != nil {
+			t.Errorf("Start(%q): Addr = %v, want nil", off, s.Addr())
+		}
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Errorf("Start(%q): Shutdown: %v", off, err)
+		}
 	}
 }
 

@@ -8,7 +8,8 @@ import (
 
 var (
 	errRequest      = errors.New("must be millicores such as 500 (what the Downward API gives with divisor 1m), or a CPU quantity such as 500m, 2, 1.5 or 0.25; not negative")
-	errRequestLarge = errors.New("is too large: must be at most 9223372036854775807 millicores")
+	errRequestLarge = errors.New("too large: at most 9223372036854775807 millicores")
+	errRequestNeg   = errors.New("must not be negative: give millicores such as 500, or a CPU quantity such as 500m, 2, 1.5 or 0.25 (0: none)")
 )
 
 // ParseRequest parses HERD_CPU_REQUEST (and HERD_CPU_LIMIT, written the same
@@ -30,6 +31,13 @@ func ParseRequest(s string) (millicores int64, err error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return 0, nil
+	}
+	if rest, ok := strings.CutPrefix(s, "-"); ok {
+		// A negative amount says so, when the rest is an amount at all.
+		if _, err := ParseRequest(rest); err == nil || err == errRequestLarge {
+			return 0, errRequestNeg
+		}
+		return 0, errRequest
 	}
 	scale := int64(1000) // millicores per unit of the number written
 	num := s

@@ -61,9 +61,16 @@ func TestParseRequest(t *testing.T) {
 			t.Errorf("ParseRequest(%q) = %d, %v; want %d, error %v", v.in, got, err, v.want, v.err)
 		}
 	}
-	_, err := ParseRequest("abc")
-	if want := "must be millicores such as 500 (what the Downward API gives with divisor 1m), or a CPU quantity such as 500m, 2, 1.5 or 0.25; not negative"; err.Error() != want {
-		t.Errorf("error %q", err)
+	for in, want := range map[string]string{
+		"abc":                   "must be millicores such as 500 (what the Downward API gives with divisor 1m), or a CPU quantity such as 500m, 2, 1.5 or 0.25; not negative",
+		"-500m":                 "must not be negative: give millicores such as 500, or a CPU quantity such as 500m, 2, 1.5 or 0.25 (0: none)",
+		"-99999999999999999999": "must not be negative: give millicores such as 500, or a CPU quantity such as 500m, 2, 1.5 or 0.25 (0: none)",
+		"--5":                   "must be millicores such as 500 (what the Downward API gives with divisor 1m), or a CPU quantity such as 500m, 2, 1.5 or 0.25; not negative",
+		"9223372036854775808":   "too large: at most 9223372036854775807 millicores",
+	} {
+		if _, err := ParseRequest(in); err == nil || err.Error() != want {
+			t.Errorf("ParseRequest(%q): error %v, want %q", in, err, want)
+		}
 	}
 }
 
