@@ -627,11 +627,15 @@ func TestC3NodeListenFD3(t *testing.T) {
 
 // TestC5CrashRestart: 2 Python workers under open-loop load (a new
 // connection every 5 ms). The worker of slot 0 answers /crash/0 and exits
-// 1, twice. Each time: the crash response arrives (no handed-off connection
-// is lost), herd schedules a restart of slot 0 with a delay of at least
-// HERD_BACKOFF_MIN, a new worker starts in slot 0 and listens; the second
-// delay is twice the first; the worker of slot 1 answers requests while
-// slot 0 has none; and not one request of the whole run fails.
+// 1, twice. herd cannot see connections under none or reuseport, so a
+// worker proves it serves by listening for a second: the first crash
+// comes after that, and the slot restarts at once; the second comes as
+// soon as the replacement listens, and the restart waits HERD_BACKOFF_MIN
+// (a worker that dies as soon as it listens is still failing to start).
+// Each time the crash response arrives (no handed-off connection is
+// lost), a new worker starts in slot 0 and listens, the worker of slot 1
+// answers requests while slot 0 has none, and not one request of the
+// whole run fails.
 func TestC5CrashRestart(t *testing.T) {
 	t.Parallel()
 	py := ltPython(t, false)
@@ -649,6 +653,7 @@ func TestC5CrashRestart(t *testing.T) {
 			if !r.stderr.waitCount("worker listening", 2, ltGuard) {
 				t.Fatal("the workers did not both say READY=1")
 			}
+			listened := time.Now()
 			port := ltSamePort(t, ws)
 			other := ""
 			for _, w := range ws {
@@ -670,6 +675,8 @@ func TestC5CrashRestart(t *testing.T) {
 
 			var delays []time.Duration
 			from := 0
+			// The first worker has listened for a second (the serving proof).
+			time.Sleep(time.Until(listened.Add(1100 * time.Millisecond)))
 			for crash := 1; crash <= 2; crash++ {
 				victim := ltCrash(t, c, base, 0)
 				crashed := time.Now()
@@ -696,11 +703,11 @@ func TestC5CrashRestart(t *testing.T) {
 			if failed != 0 || ok < 50 {
 				t.Errorf("load during two crashes: %d ok, %d failed (want 0 failed, at least 50 ok): %v", ok, failed, load)
 			}
-			if delays[0] < backoffMin {
-				t.Errorf("first restart delay %v < HERD_BACKOFF_MIN %v", delays[0], backoffMin)
+			if delays[0] != 0 {
+				t.Errorf("first restart delay %v, want 0: the worker had listened for a second", delays[0])
 			}
-			if delays[1] != 2*delays[0] {
-				t.Errorf("second restart delay of slot 0 %v, want twice the first (%v)", delays[1], 2*delays[0])
+			if delays[1] != backoffMin {
+				t.Errorf("second restart delay of slot 0 %v, want HERD_BACKOFF_MIN %v: the replacement crashed as it listened", delays[1], backoffMin)
 			}
 			for _, l := range r.logs("worker exited") {
 				if l.str("index") != "0" {
@@ -718,9 +725,10 @@ func TestC5CrashRestart(t *testing.T) {
 // listening for longer than HERD_LIVENESS_GRACE (2 s) when it crashes on
 // /crash/0, and every later start of the slot exits 1 at once, before
 // READY=1 (a marker file). Then:
-//   - the restart delays are 50ms, 100ms, 200ms, 400ms, 400ms, ...: doubling
-//     from HERD_BACKOFF_MIN, never decreasing, ending at HERD_BACKOFF_MAX,
-//     and the crash-loop warning names the capped delay;
+//   - the first restart is at once (the worker had served), then the delays
+//     are 50ms, 100ms, 200ms, 400ms, 400ms, ...: doubling from
+//     HERD_BACKOFF_MIN, never decreasing, ending at HERD_BACKOFF_MAX, and the
+//     crash-loop warning names the capped delay;
 //   - /readyz fails during the loop and /status shows the slot in a crash
 //     loop;
 //   - /livez keeps passing until no worker has been listening for the grace
@@ -792,7 +800,7 @@ func TestC6CrashLoop(t *testing.T) {
 		for _, l := range r.logs("worker restart scheduled") {
 			delays = append(delays, ltDelay(t, l))
 		}
-		if n := len(delays); n >= 5 && delays[n-1] == 400*time.Millisecond && delays[n-2] == 400*time.Millisecond {
+		if n := len(delays); n >= 6 && delays[n-1] == 400*time.Millisecond && delays[n-2] == 400*time.Millisecond {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -801,10 +809,13 @@ func TestC6CrashLoop(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("restart delays: %v", delays)
-	if delays[0] != 50*time.Millisecond {
-		t.Errorf("first restart delay %v, want HERD_BACKOFF_MIN 50ms", delays[0])
+	if delays[0] != 0 {
+		t.Errorf("first restart delay %v, want 0: the worker had served", delays[0])
 	}
-	for i := 1; i < len(delays); i++ {
+	if delays[1] != 50*time.Millisecond {
+		t.Errorf("second restart delay %v, want HERD_BACKOFF_MIN 50ms", delays[1])
+	}
+	for i := 2; i < len(delays); i++ {
 		want := min(2*delays[i-1], 400*time.Millisecond)
 		if delays[i] != want {
 			t.Errorf("restart delay %d is %v after %v, want %v (doubling up to 400ms): %v", i+1, delays[i], delays[i-1], want, delays)
