@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
-for tool in tini:tini strace:strace unshare:util-linux nsenter:util-linux setsid:util-linux script:bsdutils runc:runc python3:python3 node:nodejs wrk:wrk; do
+for tool in tini:tini strace:strace unshare:util-linux nsenter:util-linux setsid:util-linux script:bsdutils runc:runc python3:python3 node:nodejs npm:npm wrk:wrk; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -15,6 +15,12 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# The real Node apps some acceptance tests serve (Express, ws), at the
+# versions testdata/npm/package-lock.json pins.
+if [ ! -d testdata/npm/node_modules ]; then
+  npm ci --prefix testdata/npm --no-audit --no-fund --loglevel=error
 fi
 
 unformatted=$(gofmt -l .)
