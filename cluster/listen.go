@@ -11,6 +11,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode"
 	"unicode/utf8"
 
@@ -476,6 +477,9 @@ type Listener struct {
 	// created identifies the socket file Bind created, so that Close
 	// removes it only while it is still that file.
 	created *unix.Stat_t
+	// cred is the user Bind created it as (bindAs), nil for herd; Close
+	// removes it as that user too.
+	cred *syscall.Credential
 }
 
 // BindError is a failed Bind. Err is the errno (errors.Is(err,
@@ -770,6 +774,17 @@ func (sp ListenSpec) bindUnix(backlog int, reusePort bool) (*Listener, error) {
 	return l, nil
 }
 
+// bindAs is Bind with the rights of a worker running as cred (asUser): the
+// kernel refuses what that worker could not bind itself, and the socket,
+// and a unix socket's file, belong to cred's user. nil binds as herd.
+func (sp ListenSpec) bindAs(cred *syscall.Credential, backlog int, reusePort bool) (*Listener, error) {
+	l, err := asUser(cred, func() (*Listener, error) { return sp.Bind(backlog, reusePort) })
+	if l != nil {
+		l.cred = cred
+	}
+	return l, err
+}
+
 // chownArg writes uid and gid as chown(1) takes them: "uid", ":gid" or
 // "uid:gid".
 func chownArg(uid, gid int) string {
@@ -860,11 +875,17 @@ func (l *Listener) Close() error {
 	}
 	if c := l.created; c != nil {
 		l.created = nil
-		var st unix.Stat_t
-		if unix.Lstat(l.Spec.Address, &st) == nil && st.Dev == c.Dev && st.Ino == c.Ino {
-			if uerr := unix.Unlink(l.Spec.Address); uerr != nil && uerr != unix.ENOENT && err == nil {
-				err = fmt.Errorf("close %s: remove: %w", l.Spec, uerr)
+		_, uerr := asUser(l.cred, func() (struct{}, error) {
+			var st unix.Stat_t
+			if unix.Lstat(l.Spec.Address, &st) == nil && st.Dev == c.Dev && st.Ino == c.Ino {
+				if err := unix.Unlink(l.Spec.Address); err != nil && err != unix.ENOENT {
+					return struct{}{}, err
+				}
 			}
+			return struct{}{}, nil
+		})
+		if uerr != nil && err == nil {
+			err = fmt.Errorf("close %s: remove: %w", l.Spec, uerr)
 		}
 	}
 	return err

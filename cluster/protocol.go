@@ -236,6 +236,18 @@ func (q query) spec() ListenSpec {
 	return sp
 }
 
+// String names the address in logs: as in HERD_LISTEN ("tcp4://127.0.0.1:81",
+// "unix:///run/app.sock"), "udp4://host:port", or "fd 3".
+func (q query) String() string {
+	switch {
+	case q.family == "udp4" || q.family == "udp6":
+		return q.family + "://" + net.JoinHostPort(q.address, strconv.Itoa(q.port))
+	case q.fd >= 0 || q.family == "fd":
+		return "fd " + strconv.Itoa(q.fd)
+	}
+	return q.spec().String()
+}
+
 // matches reports whether herd's listener l is the socket q asks for.
 func (q query) matches(l *Listener) bool {
 	if q.family == "-1" {

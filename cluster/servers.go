@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"syscall"
 
 	"github.com/herd-sh/herd/cluster/ipc"
 	"golang.org/x/sys/unix"
@@ -57,7 +58,7 @@ func (s *Supervisor) queryServer(w *worker, m ipc.Message) {
 			srv.data = json.RawMessage("null")
 		}
 		if err := s.openServer(srv, w); err != nil {
-			s.replyError(w, ack, key, srv.data, err)
+			s.replyError(w, ack, srv, err)
 			return
 		}
 		s.servers[key] = srv
@@ -78,7 +79,7 @@ func (s *Supervisor) queryServer(w *worker, m ipc.Message) {
 	default:
 		l, err := s.socketFor(srv, w.slot)
 		if err != nil {
-			s.replyError(w, ack, key, srv.data, err)
+			s.replyError(w, ack, srv, err)
 			return
 		}
 		s.sendHandle(w, ipc.TypeNetNative, ipc.Reply(ack, s.nextSeq(), reply), l.FD, srv)
@@ -94,22 +95,44 @@ func (s *Supervisor) sendHandle(w *worker, typ string, line []byte, fd int, srv 
 	srv.workers[w] = true
 }
 
-func (s *Supervisor) replyError(w *worker, ack int64, key string, data json.RawMessage, err error) {
+// replyError answers w's queryServer for srv with err's errno (EINVAL if
+// it has none), and says why. A bind the kernel refused the workers' user
+// (EACCES, EPERM) is logged as a refusal; herd's failure to take that user
+// is not.
+func (s *Supervisor) replyError(w *worker, ack int64, srv *server, err error) {
 	errno := unix.EINVAL
 	var e unix.Errno
 	if errors.As(err, &e) {
 		errno = e
 	}
-	s.log.Warn("worker asked for an address herd cannot give it", "id", w.id, "key", key, "err", err)
-	_ = w.ch.Send(json.RawMessage(ipc.Reply(ack, s.nextSeq(), map[string]any{"errno": -int(errno), "key": key, "data": data})))
+	msg := "worker asked for an address herd cannot give it"
+	args := []any{"id", w.id, "pid", w.pid, "address", srv.q.String(), "key", srv.key}
+	if cred := s.workerCred(); cred != nil && (errno == unix.EACCES || errno == unix.EPERM) && !errors.Is(err, errTakeCred) {
+		msg = "worker's listen refused: its user may not bind the address"
+		args = append(args, "user", credString(cred))
+	}
+	s.log.Warn(msg, append(args, "err", err)...)
+	_ = w.ch.Send(json.RawMessage(ipc.Reply(ack, s.nextSeq(), map[string]any{"errno": -int(errno), "key": srv.key, "data": srv.data})))
+}
+
+// workerCred is the user herd binds on-demand addresses as (asUser): the
+// workers' own, nil when they run as herd's user or as root.
+func (s *Supervisor) workerCred() *syscall.Credential {
+	if c := s.cfg.Credential; c != nil && c.Uid != 0 {
+		return c
+	}
+	return nil
 }
 
 // openServer finds or binds srv's socket: one of HERD_LISTEN's when the
 // address matches, else a new one, as Node's primary binds on demand.
+//
+// herd binds on demand with the workers' rights (asUser): a worker gets
+// only what it could bind itself, and the errno it would get otherwise.
 func (s *Supervisor) openServer(srv *server, w *worker) error {
 	q := srv.q
 	if q.family == "udp4" || q.family == "udp6" {
-		fd, err := bindUDP(q)
+		fd, err := asUser(s.workerCred(), func() (int, error) { return bindUDP(q) })
 		srv.udp = fd
 		return err
 	}
@@ -149,7 +172,7 @@ func (s *Supervisor) openServer(srv *server, w *worker) error {
 			return nil
 		}
 	}
-	l, err := q.spec().Bind(s.cfg.Backlog, false)
+	l, err := q.spec().bindAs(s.workerCred(), s.cfg.Backlog, false)
 	if err != nil {
 		return err
 	}
@@ -168,7 +191,11 @@ func (s *Supervisor) logOnPort(srv *server, w *worker, l *Listener) {
 	s.log.Info("worker listens on every address of a port HERD_LISTEN binds on one; it gets HERD_LISTEN's socket", args...)
 }
 
-// socketFor is the socket a worker of sl gets for srv.
+// socketFor is the socket a worker of sl gets for srv. Under reuseport an
+// address not in HERD_LISTEN is bound for each slot, as the workers' user
+// (asUser) like every on-demand bind: the sockets of one SO_REUSEPORT group
+// must belong to one user, and all of these do (HERD_LISTEN's belong to
+// herd's).
 func (s *Supervisor) socketFor(srv *server, sl *slot) (*Listener, error) {
 	if srv.perSlot == nil {
 		return srv.l, nil
@@ -205,7 +232,7 @@ func (s *Supervisor) socketFor(srv *server, sl *slot) (*Listener, error) {
 		}
 		break
 	}
-	l, err := sp.Bind(s.cfg.Backlog, true)
+	l, err := sp.bindAs(s.workerCred(), s.cfg.Backlog, true)
 	if err != nil {
 		return nil, err
 	}
