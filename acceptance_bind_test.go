@@ -43,24 +43,9 @@ func bdLowPort(t *testing.T) int {
 	}
 	ndPortMu.Lock()
 	defer ndPortMu.Unlock()
-	free := func(port int) bool {
-		for _, a := range []struct{ net, addr string }{{"tcp", ""}, {"tcp4", "127.0.0.1"}} {
-			l, err := net.Listen(a.net, net.JoinHostPort(a.addr, strconv.Itoa(port)))
-			if err != nil {
-				return false
-			}
-			l.Close()
-		}
-		c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	}
 	for i := 0; i < start; i++ {
 		port := (81 + i) % start
-		if port != 0 && !ndPortUsed[port] && free(port) {
+		if port != 0 && !ndPortUsed[port] && ndPortFree(port) {
 			ndPortUsed[port] = true
 			return port
 		}

@@ -506,6 +506,24 @@ var (
 	ndPortNext int
 )
 
+// ndPortFree reports whether port is free for TCP (dual-stack and
+// 127.0.0.1) and UDP on 127.0.0.1.
+func ndPortFree(port int) bool {
+	for _, a := range []struct{ net, addr string }{{"tcp", ""}, {"tcp4", "127.0.0.1"}} {
+		l, err := net.Listen(a.net, net.JoinHostPort(a.addr, strconv.Itoa(port)))
+		if err != nil {
+			return false
+		}
+		l.Close()
+	}
+	c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 // ndFreePort returns a port that is free for TCP (dual-stack and
 // 127.0.0.1) and UDP on 127.0.0.1, not handed out before in this run, and
 // below the kernel's ephemeral range: the tests' many client connections
@@ -528,28 +546,13 @@ func ndFreePort(t *testing.T, network, host string) int {
 	if ndPortNext == 0 {
 		ndPortNext = first + (os.Getpid()*7919)%(low-first)
 	}
-	free := func(port int) bool {
-		for _, a := range []struct{ net, addr string }{{"tcp", ""}, {"tcp4", "127.0.0.1"}} {
-			l, err := net.Listen(a.net, net.JoinHostPort(a.addr, strconv.Itoa(port)))
-			if err != nil {
-				return false
-			}
-			l.Close()
-		}
-		c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	}
 	for i := 0; i < low-first; i++ {
 		port := ndPortNext
 		ndPortNext++
 		if ndPortNext >= low {
 			ndPortNext = first
 		}
-		if !ndPortUsed[port] && free(port) {
+		if !ndPortUsed[port] && ndPortFree(port) {
 			ndPortUsed[port] = true
 			return port
 		}
