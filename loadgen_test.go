@@ -79,6 +79,7 @@ type lgRecord struct {
 	Kind   lgKind
 	Stage  string // where a failure happened: dial, write, read, status
 	Reused bool   // sent on a kept-alive connection
+	LPort  int    // the client's local port (0 when the dial failed): the server sees it as the peer's
 	Status int
 	Worker string
 	Err    string
@@ -382,6 +383,9 @@ func (l *lgRun) request(id int, c *lgConn) (lgRecord, *lgConn) {
 		c = &lgConn{conn: conn, br: bufio.NewReader(conn)}
 	} else {
 		rec.Reused = true
+	}
+	if a, ok := c.conn.LocalAddr().(*net.TCPAddr); ok {
+		rec.LPort = a.Port
 	}
 	_ = c.conn.SetDeadline(deadline)
 	var req strings.Builder
