@@ -336,14 +336,15 @@ func (r *hRun) waitHandedOff(t *testing.T, step string, want float64) hScrape {
 
 // TestH1H2EndpointsThroughWorkerLifecycle: two demo workers under rr go
 // through every state: started (they wait 3 s before listening), listening,
-// serving connections, one killed (SIGKILL), restarted after the backoff,
-// and drained by SIGTERM. At each step the probes, /status and /metrics
+// serving connections, one killed (SIGKILL) and replaced at once (it had
+// served), its replacement failing to start (it exits 1 before listening),
+// restarted after the backoff, and drained by SIGTERM. At each step the probes, /status and /metrics
 // say what happened, and the counters move by exactly the connections and
 // restarts the test caused. The termination message sums it up.
 func TestH1H2EndpointsThroughWorkerLifecycle(t *testing.T) {
 	t.Parallel()
 	term := filepath.Join(t.TempDir(), "termination-log")
-	r := hStart(t, `[ "$HERD_WORKER_ID" -le 2 ] && sleep 3`,
+	r := hStart(t, `[ "$HERD_WORKER_ID" -le 2 ] && sleep 3; [ "$HERD_WORKER_ID" != 3 ] || exit 1`,
 		"HERD_SCHED_POLICY=rr", "HERD_MIN_WORKERS=2", "HERD_MAX_WORKERS=2", "HERD_READY_MIN=2",
 		"HERD_BACKOFF_MIN=3s", "HERD_BACKOFF_MAX=12s", "HERD_SHUTDOWN_DELAY=2s", "HERD_TERMINATION_LOG="+term)
 	out, err := exec1(herdPath(t), "version")
@@ -435,23 +436,31 @@ func TestH1H2EndpointsThroughWorkerLifecycle(t *testing.T) {
 		t.Errorf("%s: per slot %v and %v in /metrics, /status rows %+v", step, h0, h1, st.Workers)
 	}
 
-	// 4. Crash: slot 0's worker is killed. Until its restart (3 s of
-	// backoff) the slot is dead, readiness fails (HERD_READY_MIN=2) naming
-	// the slot, liveness passes (a worker listens), and the exit is
-	// counted once, as a signal.
+	// 4. Crash: slot 0's worker is killed. It had served, so its
+	// replacement (id 3) starts at once; that one exits 1 before it
+	// listens, a failure to start, so the next restart waits the backoff
+	// (3 s). Meanwhile the slot is dead, readiness fails
+	// (HERD_READY_MIN=2) naming the slot, liveness passes (a worker
+	// listens), and each exit is counted once, by its reason.
 	step = "crash"
 	victim := pids[0]
 	if err := unix.Kill(r.hostPID(t, victim), unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	st = r.waitStatus(t, "slot 0 dead", func(st health.Status) bool {
+	st = r.waitStatus(t, "slot 0 dead after its replacement failed", func(st health.Status) bool {
 		w, ok := row(st, 0)
-		return ok && w.State == cluster.StateDead
+		return ok && w.State == cluster.StateDead && w.LastExit != nil && w.LastExit.ID == 3
 	})
 	w0, _ := row(st, 0)
-	if e := w0.LastExit; e == nil || e.Signal != "SIGKILL" || e.Code != 137 || e.ID != 1 || e.Pid != victim ||
-		w0.Restarts != 1 || w0.Pid != 0 || w0.NextStart.IsZero() {
+	if e := w0.LastExit; e == nil || e.Signal != "" || e.Code != 1 || w0.Restarts != 2 || w0.Pid != 0 || w0.NextStart.IsZero() {
 		t.Errorf("%s: /status slot 0 %+v, last exit %+v", step, w0, w0.LastExit)
+	}
+	var delays []string
+	for _, l := range r.logs("worker restart scheduled") {
+		delays = append(delays, l.str("id")+":"+l.str("delay"))
+	}
+	if !slices.Equal(delays, []string{"1:0s", "3:3s"}) {
+		t.Errorf("%s: restarts scheduled (id:delay) %v; want 1:0s (it had served), then 3:3s (it failed to start)", step, delays)
 	}
 	if st.Actual != 1 || st.Listening != 1 || st.Ready || !st.Live {
 		t.Errorf("%s: /status actual %d listening %d ready %v live %v", step, st.Actual, st.Listening, st.Ready, st.Live)
@@ -462,20 +471,20 @@ func TestH1H2EndpointsThroughWorkerLifecycle(t *testing.T) {
 	m = r.metrics(t)
 	m.want(t, step, map[string]float64{
 		`herd_workers{state="dead"}`: 1, `herd_workers{state="listening"}`: 1,
-		`herd_worker_exits_total{reason="signal"}`: 1, `herd_worker_exits_total{reason="failure"}`: 0, `herd_worker_exits_total{reason="success"}`: 0,
-		`herd_worker_restarts_total`: 1, `herd_worker_starts_total`: 2,
+		`herd_worker_exits_total{reason="signal"}`: 1, `herd_worker_exits_total{reason="failure"}`: 1, `herd_worker_exits_total{reason="success"}`: 0,
+		`herd_worker_restarts_total`: 2, `herd_worker_starts_total`: 3,
 	})
 
-	// 5. Restart: a new worker (id 3) listens in slot 0 and readiness
-	// passes again; the slot remembers the kill; M more connections are M
-	// more hand-offs, nothing lost or counted twice.
+	// 5. Restart: a new worker (id 4) listens in slot 0 and readiness
+	// passes again; the slot remembers its last exit; M more connections
+	// are M more hand-offs, nothing lost or counted twice.
 	step = "restarted"
 	st = r.waitStatus(t, "slot 0 listening again", func(st health.Status) bool {
 		w, ok := row(st, 0)
 		return ok && w.State == cluster.StateListening && st.Listening == 2
 	})
 	w0, _ = row(st, 0)
-	if w0.ID != 3 || w0.Pid == victim || w0.Restarts != 1 || w0.LastExit == nil || w0.LastExit.Signal != "SIGKILL" {
+	if w0.ID != 4 || w0.Pid == victim || w0.Restarts != 2 || w0.LastExit == nil || w0.LastExit.ID != 3 || w0.LastExit.Code != 1 {
 		t.Errorf("%s: /status slot 0 %+v", step, w0)
 	}
 	r.expect(t, step, "/readyz", 200, "ok\n")
@@ -485,7 +494,7 @@ func TestH1H2EndpointsThroughWorkerLifecycle(t *testing.T) {
 	m = r.waitHandedOff(t, step, n+more)
 	m.want(t, step, map[string]float64{
 		`herd_workers{state="dead"}`: 0, `herd_workers{state="listening"}`: 2,
-		`herd_worker_restarts_total`: 1, `herd_worker_starts_total`: 3, `herd_worker_exits_total{reason="signal"}`: 1,
+		`herd_worker_restarts_total`: 2, `herd_worker_starts_total`: 4, `herd_worker_exits_total{reason="signal"}`: 1,
 	})
 
 	// 6. Drain: from SIGTERM on, readiness fails at once and says why,
@@ -522,8 +531,8 @@ func TestH1H2EndpointsThroughWorkerLifecycle(t *testing.T) {
 	}
 	for _, want := range []string{
 		"herd exited 0: stopped by SIGTERM\n",
-		"workers: 2 desired, 3 started, 1 restarts after failure; exits: 2 with code 0, 0 non-zero, 1 by signal\n",
-		"last exits: slot 0 worker 3 (pid ", ") exit 0; slot 1 worker 2 (pid ",
+		"workers: 2 desired, 4 started, 2 restarts after failure; exits: 2 with code 0, 1 non-zero, 1 by signal\n",
+		"last exits: slot 0 worker 4 (pid ", ") exit 0; slot 1 worker 2 (pid ",
 		"orphans reaped: 0\n",
 	} {
 		if !strings.Contains(string(msg), want) {

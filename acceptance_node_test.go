@@ -1634,8 +1634,11 @@ func ndConf11AppHandles(t *testing.T) {
 // the worker exits 0 (its 'exit' after the response), herd exits 0 and
 // restarts nothing. herd's exitedAfterDisconnect mark has no outside
 // effect of its own: its closest observable is that this exit is no
-// failure. With a lingering setInterval the worker never exits: herd's
-// kill deadline (HERD_SHUTDOWN_TIMEOUT) SIGKILLs it.
+// failure. With a lingering setInterval the worker never exits after
+// disconnect: herd sends it the stop signal after HERD_DISCONNECT_GRACE
+// (half of HERD_SHUTDOWN_TIMEOUT), which ends it (Node's default for
+// SIGTERM), and herd exits 143. A stop signal Node ignores (WINCH) leaves
+// it to herd's kill deadline (HERD_SHUTDOWN_TIMEOUT): SIGKILL, 137.
 func ndConf12Graceful(t *testing.T) {
 	t.Run("in_flight", func(t *testing.T) {
 		t.Parallel()
@@ -1682,28 +1685,46 @@ func ndConf12Graceful(t *testing.T) {
 		}
 		t.Logf("response %d ms after SIGTERM, worker exit 0 %d ms after SIGTERM", res.end.Sub(term).Milliseconds(), exit.T-term.UnixMilli())
 	})
-	t.Run("lingering_interval", func(t *testing.T) {
-		t.Parallel()
+	lingering := func(t *testing.T, env []string) (exit logLine, took time.Duration, code int) {
 		port := ndFreePort(t, "tcp", "")
-		r := ndStart(t, ndOpts{workers: 1, policy: "rr", trace: true, env: []string{"HERD_SHUTDOWN_TIMEOUT=1500ms"},
+		r := ndStart(t, ndOpts{workers: 1, policy: "rr", trace: true, env: append([]string{"HERD_SHUTDOWN_TIMEOUT=1500ms"}, env...),
 			cfg: map[string]any{"interval": true, "servers": []any{ndHTTP(port)}}})
 		pid := ndReady(t, r, 1)[0]
 		term := time.Now()
 		r.signal(unix.SIGTERM)
 		ndWait(t, r, "close after disconnect", func(e ndEv) bool { return e.is("out", "close") })
 		l := ndExited(t, r, pid)
-		took := ndLogTime(t, l).Sub(term)
-		code := r.exitCode(20 * time.Second)
-		if l.str("code") != "137" || took < 1400*time.Millisecond {
-			t.Errorf("worker with a setInterval: %s %v after SIGTERM; want killed (137) at the 1.5 s deadline", l.raw, took)
-		}
-		if r.stderr.count("shutdown timeout") != 1 {
-			t.Errorf("herd logged no shutdown timeout")
-		}
+		took = ndLogTime(t, l).Sub(term)
+		code = r.exitCode(20 * time.Second)
 		for _, e := range ndEvents(r) {
 			if e.Ev == "exit" {
 				t.Errorf("the worker exited by itself: %s", e.raw)
 			}
+		}
+		if n := r.stderr.count("worker still running after disconnect: sending the stop signal"); n != 1 {
+			t.Errorf("%d stop signals after the grace logged, want 1", n)
+		}
+		return l, took, code
+	}
+	t.Run("lingering_interval", func(t *testing.T) {
+		t.Parallel()
+		l, took, code := lingering(t, nil)
+		if l.str("code") != "143" || took < 700*time.Millisecond || took >= 1400*time.Millisecond {
+			t.Errorf("worker with a setInterval: %s %v after SIGTERM; want ended by SIGTERM (143) at the 750 ms grace", l.raw, took)
+		}
+		if code != 143 {
+			t.Errorf("herd exited %d, want 143 (its worker ended by SIGTERM)", code)
+		}
+		t.Logf("worker ended by SIGTERM %v after herd's; herd exited %d", took.Round(time.Millisecond), code)
+	})
+	t.Run("lingering_interval_stop_signal_ignored", func(t *testing.T) {
+		t.Parallel()
+		l, took, code := lingering(t, []string{"HERD_WORKER_STOP_SIGNAL=WINCH"})
+		if l.str("code") != "137" || took < 1400*time.Millisecond {
+			t.Errorf("worker with a setInterval, WINCH ignored: %s %v after SIGTERM; want killed (137) at the 1.5 s deadline", l.raw, took)
+		}
+		if code != 137 {
+			t.Errorf("herd exited %d, want 137", code)
 		}
 		t.Logf("worker SIGKILLed %v after SIGTERM; herd exited %d", took.Round(time.Millisecond), code)
 	})
