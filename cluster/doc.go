@@ -8,11 +8,13 @@
 // publishes after every event. There is no lock on worker state, and the
 // order in which events are handled is the order in which they arrived.
 //
-// One exception, for speed: the round-robin hand-off (rr.go) runs on herd's
-// poller (poller.go), one goroutine waiting in epoll_wait on the workers'
-// channels and the accepting sockets, and the few fields it touches are
-// under one lock that the loop takes too. Every other message a worker
-// sends still goes to the loop, in order.
+// The hot path is not the loop's: package handoff reads every worker's
+// channel and, under rr, accepts connections and hands them out, on a
+// goroutine of its own waiting in epoll_wait. The loop drives it through
+// a few calls (Attach, Open, Join, Leave, Disconnect, Drain, Close,
+// Detach) and holds pointers to its records without touching them; every
+// message a worker sends other than a newconn reply comes to the loop, in
+// order.
 //
 // The supervisor never waits on a process itself: it starts workers through
 // reaper.Spawn and learns of their end from the reaper.

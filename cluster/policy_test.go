@@ -69,9 +69,7 @@ func TestProved(t *testing.T) {
 		{"listened a moment, took a connection", now.Add(-10 * time.Millisecond), true, true},
 		{"listened a second", now.Add(-servingProof), false, true},
 	} {
-		w := &worker{listening: tc.listening}
-		w.served.Store(tc.served)
-		if got := w.proved(now); got != tc.want {
+		if got := proved(tc.listening, tc.served, now); got != tc.want {
 			t.Errorf("%s: proved=%v, want %v", tc.name, got, tc.want)
 		}
 	}

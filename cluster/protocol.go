@@ -46,55 +46,40 @@ func (s *Supervisor) openChannel(w *worker) (child int, err error) {
 	return child, nil
 }
 
-// watchChannel has herd's poller read w's channel: the answers to rr's
-// newconns are applied where they are read, everything else goes to the
-// loop.
+// watchChannel has the hand-off read w's channel: the answers to rr's
+// newconns are applied where they are read, everything else comes to the
+// loop, in order.
 func (s *Supervisor) watchChannel(w *worker) error {
-	r, err := w.ch.NewReader(func(m ipc.Message) {
-		if isNewconnReply(m) {
-			s.newconnReply(w, m) // the hot path of rr: here, not on the loop
-			return
-		}
+	hw, err := s.hand.Attach(w.ch, w.id, w.slot.index, func(m ipc.Message) {
 		select {
 		case s.ipcEvents <- ipcEvent{w: w, m: m}:
 		case <-s.done:
 		}
+	}, func(err error) {
+		if err == nil {
+			err = errors.New("channel closed")
+		}
+		select {
+		case s.ipcEvents <- ipcEvent{w: w, err: err}:
+		case <-s.done:
+		}
 	})
-	if err != nil {
-		return err
-	}
-	w.pollTok, err = s.poll.add(pollItem{fd: w.ch.FD(), w: w, r: r})
+	w.hw = hw
 	return err
 }
 
-// channelEnded tells the loop that w's channel ended with err. It runs on
-// the poller: w gets no connection from here on, even before the loop
-// hears of it.
-func (s *Supervisor) channelEnded(w *worker, err error) {
-	s.rrDisconnect(w)
-	if err == nil {
-		err = errors.New("channel closed")
-	}
-	select {
-	case s.ipcEvents <- ipcEvent{w: w, err: err}:
-	case <-s.done:
-	}
-}
-
-// closeChannel closes w's channel, out of the poller first.
-func (s *Supervisor) closeChannel(w *worker) {
-	if w.pollTok != 0 {
-		s.poll.remove(w.pollTok)
-		w.pollTok = 0
+// detachChannel takes w's channel from the hand-off and closes it. exited
+// says w's process has gone (see handoff.Handoff.Detach).
+func (s *Supervisor) detachChannel(w *worker, exited bool) {
+	if w.hw != nil {
+		s.hand.Detach(w.hw, exited)
 	}
 	_ = w.ch.Close()
 }
 
 // nextSeq numbers herd's cluster messages, one counter for every worker as
-// Node's primary does.
-func (s *Supervisor) nextSeq() int64 {
-	return s.seq.Add(1) - 1
-}
+// Node's primary does, shared with the hand-off's newconns.
+func (s *Supervisor) nextSeq() int64 { return s.hand.NextSeq() }
 
 // channelEvent applies one event of a worker's channel.
 func (s *Supervisor) channelEvent(ev ipcEvent) {
@@ -152,7 +137,7 @@ func (s *Supervisor) channelEvent(ev ipcEvent) {
 // disconnect asks a protocol worker to stop gracefully: it closes its
 // servers, lets its connections finish, and exits when nothing is left.
 func (s *Supervisor) disconnect(w *worker) {
-	s.rrDisconnect(w)
+	s.handDisconnect(w)
 	s.dropFromServers(w)
 	if err := w.ch.Send(json.RawMessage(ipc.ClusterMessage(actDisconnect, s.nextSeq(), nil))); err != nil {
 		s.signalGroup(w.pid, s.cfg.StopSignal)
@@ -278,4 +263,11 @@ func (q query) onPort(l *Listener) bool {
 		return false
 	}
 	return anyHost(q.address) && q.port > 0 && l.Spec.Network != "unix" && l.Port() == q.port
+}
+
+// handDisconnect has the hand-off give w no more connections.
+func (s *Supervisor) handDisconnect(w *worker) {
+	if w.hw != nil {
+		s.hand.Disconnect(w.hw)
+	}
 }

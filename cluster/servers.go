@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/herd-sh/herd/cluster/handoff"
 	"github.com/herd-sh/herd/cluster/ipc"
 	"golang.org/x/sys/unix"
 )
@@ -24,21 +25,8 @@ type server struct {
 	data    json.RawMessage     // the first queryServer's data, echoed to every worker (TLS ticket keys)
 	onPort  bool                // reuseport: the worker's wildcard address was given HERD_LISTEN's sockets on its port
 	workers map[*worker]bool
-
-	acceptFD  int    // rr: herd's accepting duplicate of l.FD in the poller, or -1 (under s.rr.mu)
-	acceptTok uint32 // its poller token
-	acceptOn  bool   // the poller watches it (only while a worker is free)
-	newconn   []byte // rr: the newconn message up to its seq (set before accepting starts)
-
-	// rr, under s.rr.mu (see rr.go): connections herd holds (taken back
-	// from a worker that died with them unacknowledged, refused by one,
-	// or taken from the socket as herd stopped accepting), and the
-	// workers taking them. New ones wait in the kernel's accept queue.
-	queue  []int
-	order  []*worker // round-robin order
-	next   int
-	waking bool // a dispatch is scheduled for when a held worker is free
-	closed bool // the server is gone: nothing more is queued
+	// rr: the hand-off's record of the server, once it accepts on l.
+	rr *handoff.Server
 }
 
 // queryServer answers a worker's listen(): with the socket (none,
@@ -53,7 +41,7 @@ func (s *Supervisor) queryServer(w *worker, m ipc.Message) {
 	q := parseQuery(m)
 	srv := s.servers[key]
 	if srv == nil {
-		srv = &server{key: key, q: q, udp: -1, acceptFD: -1, data: m.Fields["data"], workers: map[*worker]bool{}}
+		srv = &server{key: key, q: q, udp: -1, data: m.Fields["data"], workers: map[*worker]bool{}}
 		if len(srv.data) == 0 {
 			srv.data = json.RawMessage("null")
 		}
@@ -74,8 +62,7 @@ func (s *Supervisor) queryServer(w *worker, m ipc.Message) {
 		}
 		_ = w.ch.Send(json.RawMessage(ipc.Reply(ack, s.nextSeq(), reply)))
 		srv.workers[w] = true
-		s.startAccepting(srv)
-		s.rrJoin(w, srv)
+		s.joinHandoff(w, srv)
 	default:
 		l, err := s.socketFor(srv, w.slot)
 		if err != nil {
@@ -83,6 +70,22 @@ func (s *Supervisor) queryServer(w *worker, m ipc.Message) {
 			return
 		}
 		s.sendHandle(w, ipc.TypeNetNative, ipc.Reply(ack, s.nextSeq(), reply), l.FD, srv)
+	}
+}
+
+// joinHandoff has the hand-off give w srv's connections (rr); the first
+// worker to join starts herd's accepting on the socket.
+func (s *Supervisor) joinHandoff(w *worker, srv *server) {
+	if srv.rr == nil {
+		rr, err := s.hand.Open(srv.key, srv.l.FD)
+		if err != nil {
+			s.log.Error("cannot accept", "key", srv.key, "err", err)
+			return
+		}
+		srv.rr = rr
+	}
+	if w.hw != nil {
+		s.hand.Join(srv.rr, w.hw)
 	}
 }
 
@@ -292,7 +295,9 @@ func bindUDP(q query) (int, error) {
 // connections wait for its replacement as they do on HERD_LISTEN's.
 func (s *Supervisor) leaveServer(w *worker, srv *server, closed bool) {
 	delete(srv.workers, w)
-	s.rrLeave(w, srv)
+	if srv.rr != nil && w.hw != nil {
+		s.hand.Leave(srv.rr, w.hw)
+	}
 	if !closed || len(srv.workers) > 0 {
 		return
 	}
@@ -303,7 +308,9 @@ func (s *Supervisor) leaveServer(w *worker, srv *server, closed bool) {
 // srv alone; a connection that comes later is refused. What is queued in
 // herd is still handed on.
 func (s *Supervisor) stopAccepting(srv *server) {
-	s.rrStopAccepting(srv)
+	if srv.rr != nil {
+		s.hand.Drain(srv.rr)
+	}
 	if srv.own && srv.l != nil {
 		_ = srv.l.Close()
 	}
@@ -316,7 +323,9 @@ func (s *Supervisor) stopAccepting(srv *server) {
 
 func (s *Supervisor) closeServer(srv *server) {
 	s.stopAccepting(srv)
-	s.rrClose(srv)
+	if srv.rr != nil {
+		s.hand.Close(srv.rr)
+	}
 	if srv.udp >= 0 {
 		unix.Close(srv.udp)
 	}

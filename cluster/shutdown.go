@@ -146,7 +146,7 @@ func (s *Supervisor) askToStop() {
 		return
 	}
 	now := time.Now()
-	handedOn := now.Sub(st.began) >= time.Second || !s.rrBusy()
+	handedOn := now.Sub(st.began) >= time.Second || !s.hand.Busy()
 	var later []*worker
 	for _, w := range st.asks {
 		switch {
@@ -176,7 +176,7 @@ func (s *Supervisor) stopProtocolWorker(w *worker, reason string) {
 	if s.cfg.NodeStop == NodeStopSignal {
 		s.log.Info("worker stopping", "id", w.id, "index", w.slot.index, "pid", w.pid,
 			"signal", initproc.SignalName(s.cfg.StopSignal), "reason", reason)
-		s.rrDisconnect(w)
+		s.handDisconnect(w)
 		s.dropFromServers(w)
 		s.signalGroup(w.pid, s.cfg.StopSignal)
 		return

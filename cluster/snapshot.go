@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/herd-sh/herd/cluster/handoff"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
 	"golang.org/x/sys/unix"
@@ -294,3 +295,7 @@ func (s *Supervisor) readQueues() []ListenerInfo {
 	}
 	return out
 }
+
+// Handoffs returns the hand-off's totals so far (rr); any goroutine may
+// call it.
+func (s *Supervisor) Handoffs() handoff.Stats { return s.hand.Stats() }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/herd-sh/herd/cluster/cpus"
+	"github.com/herd-sh/herd/cluster/handoff"
 	"github.com/herd-sh/herd/cluster/ipc"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
@@ -116,10 +117,10 @@ type Supervisor struct {
 	snap    atomic.Pointer[Snapshot]
 
 	ipcEvents chan ipcEvent
-	handoffs  handoffStats
-	rr        rrState
-	poll      *poller      // the hot path's epoll set, while Run runs
-	seq       atomic.Int64 // herd's cluster message counter (rr sends from other goroutines)
+	// hand is the hot path: it reads every channel and, under rr, hands
+	// connections out, on its own goroutine (package handoff). The
+	// supervisor drives it; it owns its records.
+	hand *handoff.Handoff
 
 	// Owned by the Run goroutine.
 	slots        []*slot         // slots 0..desired-1
@@ -175,17 +176,10 @@ type worker struct {
 	// leaving: the worker said it is going (Node's exitedAfterDisconnect,
 	// or sd_notify STOPPING=1), so its exit is intended.
 	leaving bool
-	// served: it took a connection herd handed it (rr; set by the poller).
-	served atomic.Bool
 
-	ch     *ipc.Channel // Node's cluster channel, nil without one
-	online bool         // the worker speaks the cluster protocol
-	// rr, under s.rr.mu (see rr.go):
-	disconnected bool      // herd sent it disconnect; it gets no more connections
-	pollTok      uint32    // its channel's poller token, 0 if none (the loop's)
-	rr           *rrConn   // its unanswered newconn
-	rrCount      int       // connections handed to it (rr fairness)
-	rrHold       time.Time // passed over until then (it refused a connection)
+	ch     *ipc.Channel    // Node's cluster channel, nil without one
+	hw     *handoff.Worker // the hand-off's record of it, while its channel is read
+	online bool            // the worker speaks the cluster protocol
 }
 
 type exitEvent struct {
@@ -237,6 +231,7 @@ func New(cfg Config, r *reaper.Reaper, log *slog.Logger) *Supervisor {
 		closeLater:   map[*slot]struct{}{},
 		servers:      map[string]*server{},
 		ipcEvents:    make(chan ipcEvent, 1024),
+		hand:         handoff.New(log),
 		initialSlots: map[*slot]bool{},
 	}
 	s.publish()
@@ -248,20 +243,19 @@ func (s *Supervisor) desired() int { return len(s.slots) }
 // Run starts the workers and handles events until none is left to run, then
 // returns how herd should exit. signals carries every signal herd caught.
 func (s *Supervisor) Run(signals <-chan os.Signal) Result {
-	p, err := newPoller()
-	if err != nil {
-		s.log.Error("cannot create an epoll set", "err", err)
-		return Result{Code: 1, Reason: "no epoll set: " + err.Error()}
+	if s.cfg.Channel {
+		if err := s.hand.Start(); err != nil {
+			s.log.Error("cannot create an epoll set", "err", err)
+			return Result{Code: 1, Reason: "no epoll set: " + err.Error()}
+		}
+		defer s.hand.Stop()
 	}
-	s.poll = p
-	// The poller's goroutine keeps its P while it waits in epoll_wait, up
+	// The hand-off's goroutine keeps its P while it waits in epoll_wait, up
 	// to 10 ms; with one P the loop would take it from there on every
 	// event. Setting GOMAXPROCS also stops the runtime from following the
 	// CPU limit (Go 1.25 and later): an in-place resize to one CPU would
 	// otherwise bring herd down to one P.
 	runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0)))
-	go p.run(s)
-	defer p.stop()
 	defer close(s.done)
 	defer s.closeSockets()
 	defer s.closeServers()
@@ -468,7 +462,7 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 	if w.ch != nil {
 		if err := s.watchChannel(w); err != nil {
 			s.log.Error("cannot read the worker's channel", "id", w.id, "err", err)
-			s.closeChannel(w)
+			s.detachChannel(w, false)
 		}
 	}
 	s.afterStart(w)
@@ -538,8 +532,7 @@ func (s *Supervisor) exited(ev exitEvent) {
 	delete(s.workers, w.pid)
 	if w.ch != nil {
 		s.dropFromServers(w)
-		s.closeChannel(w)
-		s.takeBack(w) // gone: its unanswered connection goes on or is closed
+		s.detachChannel(w, true) // gone: its unanswered connection goes on or is closed
 	}
 	if failure := w.launchFailure(); failure != nil {
 		// The launcher could not execve the command: as when herd itself
@@ -638,10 +631,16 @@ const servingProof = time.Second
 // was listening and either took a connection herd handed it or stayed
 // listening for servingProof.
 func (w *worker) proved(now time.Time) bool {
-	if w.listening.IsZero() {
+	return proved(w.listening, w.hw != nil && w.hw.Served(), now)
+}
+
+// proved is the rule of worker.proved: listening is when the worker last
+// became listening (zero if never), served whether it took a connection.
+func proved(listening time.Time, served bool, now time.Time) bool {
+	if listening.IsZero() {
 		return false
 	}
-	return w.served.Load() || now.Sub(w.listening) >= servingProof
+	return served || now.Sub(listening) >= servingProof
 }
 
 // later runs f on the loop after d, unless Run has returned by then.

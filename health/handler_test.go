@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/herd-sh/herd/cluster"
+	"github.com/herd-sh/herd/cluster/handoff"
 )
 
 // fixture is a handler over a snapshot and a clock the test moves.
@@ -338,8 +339,8 @@ func TestStatusWorkers(t *testing.T) {
 	f.h = Handler(f.snap.Load, Options{
 		Version: "v1.2.3",
 		Now:     func() time.Time { return t0 },
-		Handoffs: func() cluster.HandoffStats {
-			return cluster.HandoffStats{Accepted: 12, HandedOff: map[int]uint64{0: 7, 1: 4}, Refused: 2, Queued: 1}
+		Handoffs: func() handoff.Stats {
+			return handoff.Stats{Accepted: 12, HandedOff: map[int]uint64{0: 7, 1: 4}, Refused: 2, Queued: 1}
 		},
 	})
 	rec := f.do("GET", "/status")

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/herd-sh/herd/cluster"
+	"github.com/herd-sh/herd/cluster/handoff"
 )
 
 // busySnap is a herd in the middle of things: a rolling restart in slot 0,
@@ -38,8 +39,8 @@ func busySnap() *cluster.Snapshot {
 
 var busyOpts = Options{
 	Version: "v9.8.7",
-	Handoffs: func() cluster.HandoffStats {
-		return cluster.HandoffStats{Accepted: 40, HandedOff: map[int]uint64{0: 20, 1: 17, 7: 1}, Refused: 3, Queued: 2}
+	Handoffs: func() handoff.Stats {
+		return handoff.Stats{Accepted: 40, HandedOff: map[int]uint64{0: 20, 1: 17, 7: 1}, Refused: 3, Queued: 2}
 	},
 	Orphans: func() uint64 { return 11 },
 }
@@ -246,8 +247,8 @@ func TestMetricsReadEachScrape(t *testing.T) {
 	var handed uint64
 	f := &fixture{}
 	f.snap.Store(snap(worker(0, cluster.StateListening)))
-	f.h = Handler(f.snap.Load, Options{Handoffs: func() cluster.HandoffStats {
-		return cluster.HandoffStats{Accepted: handed, HandedOff: map[int]uint64{0: handed}}
+	f.h = Handler(f.snap.Load, Options{Handoffs: func() handoff.Stats {
+		return handoff.Stats{Accepted: handed, HandedOff: map[int]uint64{0: handed}}
 	}})
 	for _, n := range []uint64{0, 1, 5} {
 		handed = n

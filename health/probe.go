@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/herd-sh/herd/cluster"
+	"github.com/herd-sh/herd/cluster/handoff"
 )
 
 // Defaults used for Options fields left zero (or negative).
@@ -37,7 +38,7 @@ type Options struct {
 	// Handoffs, when set, returns the rr hand-off totals
 	// (cluster.Supervisor.Handoffs) for /status and /metrics. It is called
 	// once per request and must return at once.
-	Handoffs func() cluster.HandoffStats
+	Handoffs func() handoff.Stats
 	// Orphans, when set, returns how many orphans herd has reaped
 	// (reaper.Reaper.Orphans) for /metrics.
 	Orphans func() uint64

@@ -1,4 +1,4 @@
-package cluster
+package handoff
 
 import (
 	"errors"
@@ -11,22 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// poller is herd's own epoll set for the hot path: the workers' cluster
-// channels and rr's accepting sockets, served by one goroutine that blocks
-// in epoll_wait.
-//
-// Why not Go's netpoller: under rr every connection is an accept, a
-// sendmsg, a read of the worker's answer and a close, and between two
-// connections herd has nothing to do. With the netpoller each of those
-// wake-ups parks and unparks goroutines, wakes an idle thread through a
-// futex, and takes the runtime's monitor thread out of its deep sleep (it
-// then polls every 20 µs for a while); measured with perf, that cost more
-// than the hand-off itself. One goroutine waiting in epoll_wait parks
-// nothing and wakes nothing else: a connection costs its own system calls.
-//
-// Channels are opened ipc.WithoutPoller, so Go's netpoller does not also
-// wake for their messages; accepting sockets are raw duplicates, never in
-// an os.File.
+// poller is the hand-off's epoll set: the workers' cluster channels and
+// rr's accepting sockets, served by one goroutine that blocks in
+// epoll_wait (see the package comment for why not Go's netpoller).
 type poller struct {
 	epfd int
 	wake int // eventfd: written by stop and interrupt
@@ -43,9 +30,9 @@ type poller struct {
 // pollItem is what one registration serves.
 type pollItem struct {
 	fd  int
-	w   *worker // a worker's channel
+	w   *Worker // a worker's channel
 	r   *ipc.Reader
-	srv *server // rr: a server's accepting socket
+	srv *Server // rr: a server's accepting socket
 }
 
 // yieldEvery is how often the poller's goroutine yields while it works
@@ -120,7 +107,7 @@ func (p *poller) lookup(tok uint32) (pollItem, bool) {
 }
 
 // run serves events until stop.
-func (p *poller) run(s *Supervisor) {
+func (p *poller) run(h *Handoff) {
 	defer close(p.done)
 	events := make([]unix.EpollEvent, 128)
 	yielded := time.Now()
@@ -137,16 +124,16 @@ func (p *poller) run(s *Supervisor) {
 			yielded = now
 		}
 		p.asleep.Store(true)
-		n, err := unix.EpollWait(p.epfd, events, s.retryTimeout(now))
+		n, err := unix.EpollWait(p.epfd, events, h.retryTimeout(now))
 		p.asleep.Store(false)
 		if err == nil {
-			s.retryDue(time.Now())
+			h.retryDue(time.Now())
 		}
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
-			s.log.Error("poller: epoll_wait failed", "err", err)
+			h.log.Error("poller: epoll_wait failed", "err", err)
 			return
 		}
 		for _, ev := range events[:n] {
@@ -166,10 +153,10 @@ func (p *poller) run(s *Supervisor) {
 			case it.r != nil:
 				if err := it.r.ReadReady(); err != nil {
 					p.remove(tok) // level-triggered: EOF would be reported forever
-					s.channelEnded(it.w, err)
+					h.channelEnded(it.w, err)
 				}
 			case it.srv != nil:
-				s.acceptReady(it.srv)
+				h.acceptReady(it.srv)
 			}
 		}
 	}
