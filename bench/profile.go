@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,6 +155,17 @@ func straceRun(ctx context.Context, e *env, l *launch, d time.Duration) error {
 
 var rePerfRow = regexp.MustCompile(`^\s*([0-9.]+)%\s+([0-9.]+)%\s+\[(.)\]\s+(.+?)\s*$`)
 
+// perfRow is one symbol of perf report: its inclusive and self share of
+// herd's samples, in %.
+type perfRow struct {
+	total, self float64
+	kernel      bool
+	sym         string
+}
+
+// perfRun measures herd under perf record and shows where its time goes:
+// the functions that take most of it, inclusive, herd's own among them,
+// and self.
 func perfRun(ctx context.Context, e *env, l *launch, d time.Duration) error {
 	data := filepath.Join(e.dir, "perf.data")
 	cmd, err := attach(ctx, []string{"perf", "record", "-F", "1999", "-g", "-o", data, "-p", strconv.Itoa(l.p.pid)}, filepath.Join(e.dir, "perf.log"))
@@ -169,14 +183,36 @@ func perfRun(ctx context.Context, e *env, l *launch, d time.Duration) error {
 		log, _ := os.ReadFile(filepath.Join(e.dir, "perf.log"))
 		return fmt.Errorf("perf report: %v\n%s", err, log)
 	}
-	type row struct {
-		total, self float64
-		kernel      bool
-		sym         string
-	}
-	var rows []row
+	rows := parsePerfReport(b)
 	var selfK, selfU float64
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	var herdRows []perfRow
+	for _, r := range rows {
+		if r.kernel {
+			selfK += r.self
+		} else {
+			selfU += r.self
+		}
+		if strings.HasPrefix(r.sym, "github.com/herd-sh/herd/") {
+			herdRows = append(herdRows, r)
+		}
+	}
+	perConn := cpu / float64(max(w.requests, 1))
+	out := os.Stdout
+	fmt.Fprintf(out, "\nunder perf record -g (%.0f req/s, herd %.1f µs CPU per connection): self time %.0f%% kernel, %.0f%% herd's process in user space\n",
+		w.rps, perConn, selfK, selfU)
+	inclusive := func(r perfRow) float64 { return r.total }
+	self := func(r perfRow) float64 { return r.self }
+	showPerfRows(out, "inclusive (the function and what it calls):", rows, inclusive, 2, 45, perConn)
+	showPerfRows(out, "herd's own functions, inclusive (the hand-off path):", herdRows, inclusive, 0.5, 25, perConn)
+	showPerfRows(out, "self:", rows, self, 0.5, 20, perConn)
+	fmt.Fprintf(out, "  (perf samples cpu-clock; in a VM without a PMU, time spent with interrupts off in a context switch shows as finish_task_switch)\n")
+	return nil
+}
+
+// parsePerfReport reads the rows of perf report --stdio --children.
+func parsePerfReport(b []byte) []perfRow {
+	var rows []perfRow
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		m := rePerfRow.FindStringSubmatch(sc.Text())
@@ -185,55 +221,28 @@ func perfRun(ctx context.Context, e *env, l *launch, d time.Duration) error {
 		}
 		t, _ := strconv.ParseFloat(m[1], 64)
 		s, _ := strconv.ParseFloat(m[2], 64)
-		r := row{t, s, m[3] == "k", m[4]}
-		rows = append(rows, r)
+		rows = append(rows, perfRow{t, s, m[3] == "k", m[4]})
+	}
+	return rows
+}
+
+// showPerfRows prints under title the rows with the largest key, at most n
+// of them and none below limit: the share in % and in µs per connection.
+func showPerfRows(out io.Writer, title string, rows []perfRow, key func(perfRow) float64, limit float64, n int, perConn float64) {
+	fmt.Fprintf(out, "  %s\n  %7s %8s  %s\n", title, "share", "µs/conn", "symbol ([k] kernel)")
+	rs := slices.Clone(rows)
+	slices.SortStableFunc(rs, func(a, b perfRow) int { return cmp.Compare(key(b), key(a)) })
+	for i, r := range rs {
+		if i >= n || key(r) < limit {
+			break
+		}
+		sym := r.sym
 		if r.kernel {
-			selfK += s
-		} else {
-			selfU += s
+			sym = "[k] " + sym
 		}
-	}
-	perConn := cpu / float64(max(w.requests, 1))
-	out := os.Stdout
-	fmt.Fprintf(out, "\nunder perf record -g (%.0f req/s, herd %.1f µs CPU per connection): self time %.0f%% kernel, %.0f%% herd's process in user space\n",
-		w.rps, perConn, selfK, selfU)
-	show := func(title string, key func(row) float64, limit float64, n int) {
-		fmt.Fprintf(out, "  %s\n  %7s %8s  %s\n", title, "share", "µs/conn", "symbol ([k] kernel)")
-		rs := slices.Clone(rows)
-		slices.SortStableFunc(rs, func(a, b row) int {
-			switch {
-			case key(a) > key(b):
-				return -1
-			case key(a) < key(b):
-				return 1
-			}
-			return 0
-		})
-		for i, r := range rs {
-			if i >= n || key(r) < limit {
-				break
-			}
-			sym := r.sym
-			if r.kernel {
-				sym = "[k] " + sym
-			}
-			if len(sym) > 100 {
-				sym = sym[:100] + "..."
-			}
-			fmt.Fprintf(out, "  %6.1f%% %8.2f  %s\n", key(r), key(r)*perConn/100, sym)
+		if len(sym) > 100 {
+			sym = sym[:100] + "..."
 		}
+		fmt.Fprintf(out, "  %6.1f%% %8.2f  %s\n", key(r), key(r)*perConn/100, sym)
 	}
-	show("inclusive (the function and what it calls):", func(r row) float64 { return r.total }, 2, 45)
-	all := rows
-	rows = nil
-	for _, r := range all {
-		if strings.HasPrefix(r.sym, "github.com/herd-sh/herd/") {
-			rows = append(rows, r)
-		}
-	}
-	show("herd's own functions, inclusive (the hand-off path):", func(r row) float64 { return r.total }, 0.5, 25)
-	rows = all
-	show("self:", func(r row) float64 { return r.self }, 0.5, 20)
-	fmt.Fprintf(out, "  (perf samples cpu-clock; in a VM without a PMU, time spent with interrupts off in a context switch shows as finish_task_switch)\n")
-	return nil
 }

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// result is what the repetitions of one setup gave.
+type result struct {
+	samples  []sample
+	runs     []int // the repetition of each sample
+	failures []string
+	problems []string
+}
+
+// compare runs every setup -n times, in an order rotated by one each
+// repetition, reports each run on stderr and prints the table on stdout.
+// The exit status is 1 when a run of a setup failed.
+func compare(ctx context.Context, e *env, setups []setup) (int, error) {
+	cfg := e.cfg
+	results := make(map[string]*result)
+	for _, s := range setups {
+		results[s.key] = &result{}
+	}
+	busy := busyShare(time.Second)
+	if busy > otherLimit {
+		fmt.Fprintf(os.Stderr, "bench: WARNING: %.0f%% of the CPUs were busy during the second before the start: the figures will be noisy\n", 100*busy)
+	}
+	start := time.Now()
+	for rep := range cfg.runs {
+		for i := range setups {
+			s := setups[(i+rep)%len(setups)]
+			r := results[s.key]
+			smp, problems, err := e.once(ctx, s, rep)
+			for _, p := range problems {
+				r.problems = append(r.problems, fmt.Sprintf("run %d: %s", rep+1, p))
+			}
+			if ctx.Err() != nil {
+				return 130, errors.New("interrupted")
+			}
+			if err != nil {
+				r.failures = append(r.failures, fmt.Sprintf("run %d: %v", rep+1, err))
+				fmt.Fprintf(os.Stderr, "[%d/%d] %-9s FAILED: %v\n", rep+1, cfg.runs, s.name, err)
+				continue
+			}
+			r.samples = append(r.samples, smp)
+			r.runs = append(r.runs, rep+1)
+			fmt.Fprintf(os.Stderr, "[%d/%d] %-9s keep-alive %7.0f req/s (conns %s), close %7.0f req/s%s, others' CPU %.0f%%\n",
+				rep+1, cfg.runs, s.name, smp.ka.rps, joinInts(smp.kaConns), smp.cl.rps, cpuNote(s, smp), 100*smp.other)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: %d runs in %s\n\n", cfg.runs*len(setups), time.Since(start).Round(time.Second))
+	printTable(os.Stdout, e, setups, results, busy)
+
+	code := 0
+	for _, s := range setups {
+		if len(results[s.key].failures) > 0 {
+			code = 1
+		}
+	}
+	return code, nil
+}
+
+// joinInts joins xs with "/".
+func joinInts(xs []int64) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprint(x))
+	}
+	return strings.Join(parts, "/")
+}
+
+// cpuNote is the primary's CPU per connection of the close run, for the
+// progress line.
+func cpuNote(s setup, smp sample) string {
+	if !s.primary || smp.cl.requests == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", primary %.1f µs/conn", smp.clCPU/float64(smp.cl.requests))
+}
