@@ -283,7 +283,7 @@ func (t *table) targets() {
 	nr, ok4 := stat(node, clRPS)
 	hm, ok5 := stat(herd, rssMB)
 	if ok1 && ok2 && ok3 && ok4 && ok5 && nc > 0 {
-		fmt.Fprintf(t.w, "  issue 5 targets: CPU/conn ≤ 0.6× node's: %s; close req/s ≥ node rr's: %s; RSS ≤ 15 MB: %s\n",
+		fmt.Fprintf(t.w, "  targets: CPU/conn ≤ 0.6× node's: %s; close req/s ≥ node rr's: %s; RSS ≤ 15 MB: %s\n",
 			yesNo(hc <= 0.6*nc), yesNo(hr >= nr), yesNo(hm <= 15))
 	}
 }
