@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"errors"
-	"os"
 	"time"
 
 	initproc "github.com/herd-sh/herd/init"
@@ -200,14 +199,11 @@ func (s *Supervisor) stopProtocolWorker(w *worker, reason string) {
 // listed too. ok is false when /proc does not show herd's own PID
 // namespace, and then nothing can be listed safely.
 func (s *Supervisor) others(all bool) (procs []initproc.Proc, ok bool) {
-	if !initproc.OwnProcfs() {
+	list, ok := s.procs.descendants(s.cfg.PID1)
+	if !ok {
 		return nil, false
 	}
-	list, err := initproc.ReadProcs(os.DirFS("/proc"))
-	if err != nil {
-		return nil, false
-	}
-	for _, p := range initproc.Descendants(list, os.Getpid(), s.cfg.PID1) {
+	for _, p := range list {
 		if all || !s.stop.groups[p.PGid] {
 			procs = append(procs, p)
 		}
@@ -225,7 +221,7 @@ func (s *Supervisor) signalOthers(sig unix.Signal) {
 		}
 		s.stop.signalled[p.Pid] = true
 		s.log.Debug("stop signal to descendant", "pid", p.Pid, "signal", initproc.SignalName(sig))
-		if err := unix.Kill(p.Pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		if err := s.procs.kill(p.Pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
 			s.log.Warn("signal to descendant failed", "pid", p.Pid, "err", err)
 		}
 	}
@@ -240,20 +236,20 @@ func (s *Supervisor) kill() {
 	}
 	n := 0
 	s.eachWorker(func(w *worker) {
-		if unix.Kill(-w.pid, unix.SIGKILL) == nil {
+		if s.procs.kill(-w.pid, unix.SIGKILL) == nil {
 			n++
 		}
 	})
 	procs, ok := s.others(true)
 	for _, p := range procs {
-		if unix.Kill(p.Pid, unix.SIGKILL) == nil {
+		if s.procs.kill(p.Pid, unix.SIGKILL) == nil {
 			n++
 		}
 	}
 	if !ok && s.cfg.PID1 {
 		// /proc is not this namespace's; as its PID 1 kill(-1) reaches
 		// exactly the namespace's other processes. Never when not PID 1.
-		if unix.Kill(-1, unix.SIGKILL) == nil {
+		if s.procs.kill(-1, unix.SIGKILL) == nil {
 			n++
 		}
 	}
@@ -272,8 +268,8 @@ func (s *Supervisor) shutdownTick() {
 	if s.stop.killUntil.IsZero() && time.Since(s.stop.lastScan) >= 5*shutdownTick {
 		s.signalOthers(s.cfg.StopSignal)
 	}
-	if s.reaper.ChildrenLeft() {
-		s.reaper.Kick()
+	if s.procs.childrenLeft() {
+		s.procs.reap()
 	}
 }
 
@@ -283,7 +279,7 @@ func (s *Supervisor) finished() bool {
 	if !s.stop.active || s.live() > 0 {
 		return false
 	}
-	if !s.reaper.ChildrenLeft() {
+	if !s.procs.childrenLeft() {
 		return true
 	}
 	return !s.stop.killUntil.IsZero() && time.Now().After(s.stop.killUntil)

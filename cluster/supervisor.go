@@ -105,9 +105,9 @@ type Result struct {
 
 // Supervisor runs the workers. Create it with New and call Run once.
 type Supervisor struct {
-	cfg    Config
-	reaper *reaper.Reaper
-	log    *slog.Logger
+	cfg   Config
+	procs procs
+	log   *slog.Logger
 
 	exits   chan exitEvent
 	calls   chan func() // timers' work, run on the loop
@@ -196,6 +196,11 @@ type budgetEvent struct {
 // New returns a supervisor for cfg that starts and learns of processes
 // through r.
 func New(cfg Config, r *reaper.Reaper, log *slog.Logger) *Supervisor {
+	return newSupervisor(cfg, kernel{r}, log)
+}
+
+// newSupervisor is New with p for the processes (tests give fakes).
+func newSupervisor(cfg Config, p procs, log *slog.Logger) *Supervisor {
 	if cfg.StopSignal == 0 {
 		cfg.StopSignal = unix.SIGTERM
 	}
@@ -216,7 +221,7 @@ func New(cfg Config, r *reaper.Reaper, log *slog.Logger) *Supervisor {
 	cfg.Specs = slices.Clone(cfg.Specs) // port 0 is rewritten once bound
 	s := &Supervisor{
 		cfg:          cfg,
-		reaper:       r,
+		procs:        p,
 		log:          log,
 		exits:        make(chan exitEvent, 256),
 		calls:        make(chan func()),
@@ -412,9 +417,7 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 		attr.Sys.Foreground = true
 		attr.Sys.Ctty = 0
 	}
-	pid, err := s.reaper.Spawn(func() (int, error) {
-		return startProcess(path, argv, attr)
-	}, func(st reaper.Status) { s.exits <- exitEvent{w, st} })
+	pid, err := s.procs.start(path, argv, attr, func(st reaper.Status) { s.exits <- exitEvent{w, st} })
 	if err != nil {
 		if w.launch >= 0 {
 			unix.Close(w.launch)
@@ -735,7 +738,7 @@ func (s *Supervisor) eachWorker(f func(*worker)) {
 // signalGroup sends sig to the process group led by pgid. ESRCH (the group
 // is gone and its leader reaped a moment ago) is not an error.
 func (s *Supervisor) signalGroup(pgid int, sig unix.Signal) {
-	if err := unix.Kill(-pgid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+	if err := s.procs.kill(-pgid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
 		s.log.Warn("signal to worker group failed", "pgid", pgid, "signal", initproc.SignalName(sig), "err", err)
 	}
 }
