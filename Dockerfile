@@ -3,6 +3,12 @@
 #   docker build -t herd --build-arg VERSION=$(git describe --tags --always) .
 #   docker run --rm -p 8080:8080 -p 9090:9090 herd      # herd's demo cluster
 #
+# The build stage runs on the build machine's own platform and Go
+# cross-compiles for the target, so an image for another architecture
+# builds natively, without emulation:
+#
+#   docker buildx build --platform linux/amd64,linux/arm64 -t registry.example/herd .
+#
 # In an application image, copy herd in and make it the ENTRYPOINT (the
 # images under examples/ do this for Node, Python and Go):
 #
@@ -23,15 +29,17 @@
 # reach the shell instead of herd.
 
 ARG GO_VERSION=1.26
-FROM golang:${GO_VERSION} AS build
+FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-# Static: no cgo, so the binary runs in an empty root file system; no build
-# paths or symbol tables in it.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /herd .
+# The target's platform, set by the builder (BuildKit) for each --platform.
+ARG TARGETOS TARGETARCH
+# Static: no cgo, so the binary runs in an empty root file system and
+# cross-compiles; no build paths or symbol tables in it.
+RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /herd .
 
 FROM scratch
 COPY --from=build /herd /herd

@@ -29,6 +29,16 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+# The worker package Go servers import builds on a developer's Mac or Windows
+# machine, where the cluster channel is a stub returning ipc.ErrNotSupported
+# (run here as js/wasm under node), and herd builds for arm64 images.
+for goos in darwin windows; do
+  GOOS=$goos go vet ./cluster/ipc ./cluster/worker
+  GOOS=$goos go build ./cluster/ipc ./cluster/worker ./examples/goserver
+done
+GOOS=linux GOARCH=arm64 go build -o /dev/null .
+GOOS=linux GOARCH=arm64 go build -o /dev/null ./examples/goserver
+GOOS=js GOARCH=wasm go test -count=1 -exec "$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./cluster/ipc ./cluster/worker
 go test -race -count=1 -timeout 12m ./...
 
 # Kubernetes packaging (ACCEPTANCE.md P1 and P2): the Helm chart, the

@@ -22,6 +22,7 @@ type instruction struct {
 // stage is a FROM and what follows it.
 type stage struct {
 	from, name string
+	platform   string // FROM --platform=..., as written
 	instrs     []instruction
 }
 
@@ -41,11 +42,18 @@ func parseDockerfile(text string) ([]stage, error) {
 		cmd, args, _ := strings.Cut(s, " ")
 		in := instruction{cmd: strings.ToUpper(cmd), args: strings.TrimSpace(args), line: start}
 		if in.cmd == "FROM" {
+			var st stage
 			f := strings.Fields(in.args)
+			for len(f) > 0 && strings.HasPrefix(f[0], "--") {
+				if v, ok := strings.CutPrefix(f[0], "--platform="); ok {
+					st.platform = v
+				}
+				f = f[1:]
+			}
 			if len(f) == 0 {
 				return fmt.Errorf("line %d: FROM without an image", in.line)
 			}
-			st := stage{from: f[0]}
+			st.from = f[0]
 			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
 				st.name = f[2]
 			}
@@ -178,7 +186,9 @@ var (
 // herd's image, end the ENTRYPOINT with "--" and repeat CMD after it.
 // static says the final stage is an empty or distroless image, which
 // needs a static build (CGO_ENABLED=0, -trimpath, -ldflags "-s -w";
-// version the -X main.version of herd's own build).
+// version the -X main.version of herd's own build), cross-compiled in a
+// stage on the build machine's platform for the target's, without
+// emulation.
 func dockerfileProblems(text string, app, static, version bool) []string {
 	stages, err := parseDockerfile(text)
 	if err != nil {
@@ -232,6 +242,9 @@ func dockerfileProblems(text string, app, static, version bool) []string {
 			for _, in := range st.instrs {
 				if in.cmd == "RUN" && strings.Contains(in.args, "go build") {
 					builds = append(builds, in.args)
+					if st.platform != "$BUILDPLATFORM" && st.platform != "${BUILDPLATFORM}" {
+						bad("line %d: go build in a stage FROM %s for the target's platform: want FROM --platform=$BUILDPLATFORM, to cross-compile without emulation", in.line, st.from)
+					}
 				}
 			}
 		}
@@ -242,6 +255,11 @@ func dockerfileProblems(text string, app, static, version bool) []string {
 			for _, flag := range []string{"CGO_ENABLED=0", "-trimpath", "-ldflags"} {
 				if !strings.Contains(b, flag) {
 					bad("%q lacks %s: the binary must be static and reproducible", b, flag)
+				}
+			}
+			for _, flag := range []string{"GOOS=$TARGETOS", "GOARCH=$TARGETARCH"} {
+				if !strings.Contains(b, flag) {
+					bad("%q lacks %s: the build stage runs on the build machine's platform", b, flag)
 				}
 			}
 			ld := regexp.MustCompile(`-ldflags[= ]"([^"]*)"`).FindStringSubmatch(b)
@@ -338,8 +356,9 @@ CMD ["node", "server.js"]
 	}
 
 	const herd = `ARG GO=1.26
-FROM golang:${GO} AS build
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /herd .
+FROM --platform=$BUILDPLATFORM golang:${GO} AS build
+ARG TARGETOS TARGETARCH
+RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /herd .
 FROM scratch
 COPY --from=build /herd /herd
 USER 65532:65532
@@ -355,6 +374,8 @@ ENTRYPOINT ["/herd"]
 		{"no version", ` -X main.version=${VERSION}`, "", "-X main.version"},
 		{"a base with a libc", "FROM scratch", "FROM debian:12", "want scratch or gcr.io/distroless/static"},
 		{"a continuation", `go build -trimpath`, "go build \\\n  -trimpath", ""},
+		{"emulated", "FROM --platform=$BUILDPLATFORM golang", "FROM golang", "want FROM --platform=$BUILDPLATFORM"},
+		{"for the build machine", "GOOS=$TARGETOS GOARCH=$TARGETARCH ", "", "lacks GOOS=$TARGETOS"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			text := strings.Replace(herd, c.from, c.to, 1)

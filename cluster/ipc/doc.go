@@ -79,5 +79,7 @@
 //
 // The package relies on Linux: recvmsg with MSG_CMSG_CLOEXEC, SO_DOMAIN, and
 // the way unix_stream_read_generic ends a read after a segment that carried
-// fds.
+// fds. It builds on every system, so that a program importing it builds
+// anywhere, but outside Linux Pair, Open, CheckHandle and every method of a
+// Channel return ErrNotSupported (ClusterMessage, Reply and ServerKey work).
 package ipc

@@ -20,6 +20,13 @@ var (
 	// could not take: not a socket, a blocking socket, a socket kind libuv
 	// does not recognise, or a handle type that does not match the socket.
 	ErrBadHandle = errors.New("ipc: bad handle")
+
+	// ErrNotSupported is returned by Pair, Open, CheckHandle and every
+	// method of a Channel or Reader on a system other than Linux: the
+	// channel relies on Linux (see the package documentation). The package
+	// builds everywhere, so that a program importing it (through the worker
+	// package) builds and runs on a developer's machine too.
+	ErrNotSupported = errors.New("ipc: herd's cluster channel needs Linux")
 )
 
 // Kind says what rule of the wire protocol the peer broke.

@@ -10,8 +10,6 @@ import (
 	"os"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/herd-sh/herd/cluster/ipc"
 )
 
@@ -305,10 +303,4 @@ func (c *client) release(key, indexesKey string, index int) {
 	delete(c.listeners, key)
 	c.freeIndexLocked(indexesKey, index)
 	c.sendLocked(actClose, map[string]any{"key": key})
-}
-
-func closeFD(fd int) {
-	if fd >= 0 {
-		unix.Close(fd)
-	}
 }

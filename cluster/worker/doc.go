@@ -82,5 +82,10 @@
 //
 // The package relies on Linux, as the ipc package does: SCM_RIGHTS over the
 // AF_UNIX channel, SO_ACCEPTCONN, and listen(2) on a socket another process
-// bound.
+// bound. It builds on every system, so that a server using it builds and runs
+// on a developer's machine: there, outside herd, Listen is net.Listen as
+// anywhere else. Only with the worker environment set does the difference
+// show: the channel cannot be opened, and Listen and Send return an error
+// wrapping ipc.ErrNotSupported rather than bind the port behind the
+// primary's back.
 package worker
