@@ -139,7 +139,7 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 	// workers restart, and a bind error stops herd before anything runs.
 	// Under reuseport each worker slot binds its own sockets instead.
 	var listeners []*cluster.Listener
-	if cfg.SchedPolicy != Policy(cluster.PolicyReuseport) {
+	if cfg.SchedPolicy != cluster.PolicyReuseport {
 		listeners, err = cluster.BindAll(cfg.Listen, int(cfg.Backlog))
 	}
 	if err != nil {
@@ -227,24 +227,24 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 		Recompute:       recompute,
 		Recheck:         time.Duration(cfg.CPURecheck),
 		ScaleDownChecks: int(cfg.ScaleDownChecks),
-		Policy:          cluster.Policy(cfg.SchedPolicy),
+		Policy:          cfg.SchedPolicy,
 		Listeners:       listeners,
 		Specs:           cfg.Listen,
 		Backlog:         int(cfg.Backlog),
 		Launcher:        self,
 		ResetSignals:    ignored != 0,
 		Channel:         bool(cfg.NodeChannel),
-		Ready:           cluster.ReadySignal(cfg.ReadySignal),
+		Ready:           cfg.ReadySignal,
 		ReadyTimeout:    time.Duration(cfg.ReadyTimeout),
 		Notes:           notes,
 		NotifyAddr:      notify.Addr(),
 		Watchdog:        time.Duration(cfg.WatchdogTimeout),
 		Credential:      credential(cfg.Config),
 		ShutdownDelay:   time.Duration(cfg.ShutdownDelay),
-		Restart:         cluster.Restart(cfg.Restart),
+		Restart:         cfg.Restart,
 		Backoff:         cluster.Backoff{Min: time.Duration(cfg.BackoffMin), Max: time.Duration(cfg.BackoffMax), Reset: time.Duration(cfg.BackoffReset)},
 		StopSignal:      unix.Signal(cfg.StopSignal),
-		NodeStop:        cluster.NodeStop(cfg.NodeStop),
+		NodeStop:        cfg.NodeStop,
 		DisconnectGrace: cfg.DisconnectGrace.Of(time.Duration(cfg.ShutdownTimeout)),
 		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout),
 		Foreground:      workers == 1 && initproc.IsTerminal(0),
@@ -381,7 +381,7 @@ func cpuBudget(cfg Config) (cpus.Result, error) {
 		Affinity: affinity,
 		Request:  int64(cfg.CPURequest),
 		Limit:    int64(cfg.CPULimit),
-		Rounding: cpus.Rounding(cfg.CPURounding),
+		Rounding: cfg.CPURounding,
 		Min:      int(cfg.MinWorkers),
 		Max:      int(cfg.MaxWorkers),
 		Reserve:  cpus.Fraction{Num: uint64(cfg.CPUReserve), Den: 1000},
