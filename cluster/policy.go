@@ -1,31 +1,6 @@
 package cluster
 
-import (
-	"fmt"
-	"time"
-)
-
-// Restart says which exits of a worker are followed by a new one in its slot.
-type Restart string
-
-const (
-	// RestartOnFailure restarts a worker that exited non-zero or was killed
-	// by a signal; one that exits 0 on its own has finished its work.
-	RestartOnFailure Restart = "on-failure"
-	// RestartAlways restarts a worker however it ended.
-	RestartAlways Restart = "always"
-	// RestartNever never restarts: with one worker herd behaves like tini.
-	RestartNever Restart = "never"
-)
-
-// ParseRestart accepts on-failure, always and never.
-func ParseRestart(s string) (Restart, error) {
-	switch r := Restart(s); r {
-	case RestartOnFailure, RestartAlways, RestartNever:
-		return r, nil
-	}
-	return "", fmt.Errorf("must be one of on-failure, always, never")
-}
+import "time"
 
 // restarts reports whether an exit with code leads to a restart. unasked
 // says the worker had been listening and left without saying it was
@@ -64,28 +39,4 @@ func (b Backoff) Next(unstable int, uptime time.Duration) (time.Duration, int) {
 		d = b.Max
 	}
 	return d, unstable + 1
-}
-
-// NodeStop says how herd asks a worker that speaks Node's cluster protocol
-// to stop.
-type NodeStop string
-
-const (
-	// NodeStopDisconnect sends Node's disconnect: the worker's servers
-	// close and its in-flight requests finish. A worker still running
-	// after the disconnect grace gets the stop signal, and SIGKILL at the
-	// shutdown timeout.
-	NodeStopDisconnect NodeStop = "disconnect"
-	// NodeStopSignal sends the stop signal at once, as to every other
-	// worker, for apps whose signal handler is their shutdown.
-	NodeStopSignal NodeStop = "signal"
-)
-
-// ParseNodeStop accepts disconnect and signal.
-func ParseNodeStop(s string) (NodeStop, error) {
-	switch n := NodeStop(s); n {
-	case NodeStopDisconnect, NodeStopSignal:
-		return n, nil
-	}
-	return "", fmt.Errorf("must be disconnect (Node's disconnect first, the stop signal after HERD_DISCONNECT_GRACE) or signal (the stop signal at once)")
 }

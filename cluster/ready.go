@@ -1,63 +1,11 @@
 package cluster
 
 import (
-	"fmt"
 	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
-
-// Policy says how workers get the listening sockets.
-type Policy string
-
-const (
-	// PolicyNone gives every worker every listening socket (fds 3 and up,
-	// LISTEN_FDS); the kernel picks the worker that accepts.
-	PolicyNone Policy = "none"
-	// PolicyReuseport gives each slot its own SO_REUSEPORT socket per
-	// address; the kernel hashes connections over them.
-	PolicyReuseport Policy = "reuseport"
-	// PolicyRR: herd accepts and hands each connection to the next free
-	// worker over Node's cluster protocol, as Node's primary does.
-	PolicyRR Policy = "rr"
-)
-
-// ParsePolicy accepts rr, none (or its alias shared) and reuseport.
-func ParsePolicy(s string) (Policy, error) {
-	switch s {
-	case "none", "shared":
-		return PolicyNone, nil
-	case "reuseport":
-		return PolicyReuseport, nil
-	case "rr":
-		return PolicyRR, nil
-	}
-	return "", fmt.Errorf("must be rr (herd accepts; workers speak Node's cluster protocol), none (alias shared) or reuseport")
-}
-
-// ReadySignal says what makes a worker count as listening.
-type ReadySignal string
-
-const (
-	// ReadyListening: the worker says so, by sd_notify READY=1 (or the
-	// cluster protocol's listening message).
-	ReadyListening ReadySignal = "listening"
-	// ReadyNotify: only sd_notify READY=1 counts.
-	ReadyNotify ReadySignal = "notify"
-	// ReadyStarted: a worker is listening once its process has run for
-	// StartedAfter, for servers that say nothing.
-	ReadyStarted ReadySignal = "started"
-)
-
-// ParseReady accepts listening, notify and started.
-func ParseReady(s string) (ReadySignal, error) {
-	switch r := ReadySignal(s); r {
-	case ReadyListening, ReadyNotify, ReadyStarted:
-		return r, nil
-	}
-	return "", fmt.Errorf("must be listening, notify or started")
-}
 
 // readyWarnAfter is how long a worker may run without saying it listens
 // before herd explains HERD_READY_SIGNAL.

@@ -1,0 +1,203 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// The settings of package cluster that take one of a few words. Each type
+// reads its own text wherever herd's settings come from: Set (flag.Value,
+// and envconfig's Setter) and UnmarshalText take the text of a flag or a
+// variable, UnmarshalJSON a scalar of the YAML file, which sigs.k8s.io/yaml
+// decodes through JSON. All three trim the text and, but for Restart, take
+// it in any case; their errors say what is allowed, and the caller names the
+// setting and the value.
+
+// Policy says how workers get the listening sockets.
+type Policy string
+
+const (
+	// PolicyNone gives every worker every listening socket (fds 3 and up,
+	// LISTEN_FDS); the kernel picks the worker that accepts.
+	PolicyNone Policy = "none"
+	// PolicyReuseport gives each slot its own SO_REUSEPORT socket per
+	// address; the kernel hashes connections over them.
+	PolicyReuseport Policy = "reuseport"
+	// PolicyRR: herd accepts and hands each connection to the next free
+	// worker over Node's cluster protocol, as Node's primary does.
+	PolicyRR Policy = "rr"
+)
+
+// ParsePolicy accepts rr, none (or its alias shared) and reuseport.
+func ParsePolicy(s string) (Policy, error) {
+	switch s {
+	case "none", "shared":
+		return PolicyNone, nil
+	case "reuseport":
+		return PolicyReuseport, nil
+	case "rr":
+		return PolicyRR, nil
+	}
+	return "", fmt.Errorf("must be rr (herd accepts; workers speak Node's cluster protocol), none (alias shared) or reuseport")
+}
+
+// Set reads s as ParsePolicy does, trimmed and in any case.
+func (p *Policy) Set(s string) error {
+	v, err := ParsePolicy(strings.ToLower(strings.TrimSpace(s)))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+func (p Policy) String() string                   { return string(p) }
+func (p Policy) MarshalText() ([]byte, error)     { return []byte(p), nil }
+func (p *Policy) UnmarshalText(text []byte) error { return p.Set(string(text)) }
+func (p *Policy) UnmarshalJSON(data []byte) error { return unmarshalScalar(data, p.Set) }
+
+// ReadySignal says what makes a worker count as listening.
+type ReadySignal string
+
+const (
+	// ReadyListening: the worker says so, by sd_notify READY=1 (or the
+	// cluster protocol's listening message).
+	ReadyListening ReadySignal = "listening"
+	// ReadyNotify: only sd_notify READY=1 counts.
+	ReadyNotify ReadySignal = "notify"
+	// ReadyStarted: a worker is listening once its process has run for
+	// StartedAfter, for servers that say nothing.
+	ReadyStarted ReadySignal = "started"
+)
+
+// ParseReady accepts listening, notify and started.
+func ParseReady(s string) (ReadySignal, error) {
+	switch r := ReadySignal(s); r {
+	case ReadyListening, ReadyNotify, ReadyStarted:
+		return r, nil
+	}
+	return "", fmt.Errorf("must be listening, notify or started")
+}
+
+// Set reads s as ParseReady does, trimmed and in any case.
+func (r *ReadySignal) Set(s string) error {
+	v, err := ParseReady(strings.ToLower(strings.TrimSpace(s)))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
+func (r ReadySignal) String() string                   { return string(r) }
+func (r ReadySignal) MarshalText() ([]byte, error)     { return []byte(r), nil }
+func (r *ReadySignal) UnmarshalText(text []byte) error { return r.Set(string(text)) }
+func (r *ReadySignal) UnmarshalJSON(data []byte) error { return unmarshalScalar(data, r.Set) }
+
+// Restart says which exits of a worker are followed by a new one in its slot.
+type Restart string
+
+const (
+	// RestartOnFailure restarts a worker that exited non-zero or was killed
+	// by a signal; one that exits 0 on its own has finished its work.
+	RestartOnFailure Restart = "on-failure"
+	// RestartAlways restarts a worker however it ended.
+	RestartAlways Restart = "always"
+	// RestartNever never restarts: with one worker herd behaves like tini.
+	RestartNever Restart = "never"
+)
+
+// ParseRestart accepts on-failure, always and never.
+func ParseRestart(s string) (Restart, error) {
+	switch r := Restart(s); r {
+	case RestartOnFailure, RestartAlways, RestartNever:
+		return r, nil
+	}
+	return "", fmt.Errorf("must be one of on-failure, always, never")
+}
+
+// Set reads s as ParseRestart does, trimmed; unlike the other words it is
+// taken in lower case only, as herd always has.
+func (r *Restart) Set(s string) error {
+	v, err := ParseRestart(strings.TrimSpace(s))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
+func (r Restart) String() string                   { return string(r) }
+func (r Restart) MarshalText() ([]byte, error)     { return []byte(r), nil }
+func (r *Restart) UnmarshalText(text []byte) error { return r.Set(string(text)) }
+func (r *Restart) UnmarshalJSON(data []byte) error { return unmarshalScalar(data, r.Set) }
+
+// NodeStop says how herd asks a worker that speaks Node's cluster protocol
+// to stop.
+type NodeStop string
+
+const (
+	// NodeStopDisconnect sends Node's disconnect: the worker's servers
+	// close and its in-flight requests finish. A worker still running
+	// after the disconnect grace gets the stop signal, and SIGKILL at the
+	// shutdown timeout.
+	NodeStopDisconnect NodeStop = "disconnect"
+	// NodeStopSignal sends the stop signal at once, as to every other
+	// worker, for apps whose signal handler is their shutdown.
+	NodeStopSignal NodeStop = "signal"
+)
+
+// ParseNodeStop accepts disconnect and signal.
+func ParseNodeStop(s string) (NodeStop, error) {
+	switch n := NodeStop(s); n {
+	case NodeStopDisconnect, NodeStopSignal:
+		return n, nil
+	}
+	return "", fmt.Errorf("must be disconnect (Node's disconnect first, the stop signal after HERD_DISCONNECT_GRACE) or signal (the stop signal at once)")
+}
+
+// Set reads s as ParseNodeStop does, trimmed and in any case.
+func (n *NodeStop) Set(s string) error {
+	v, err := ParseNodeStop(strings.ToLower(strings.TrimSpace(s)))
+	if err != nil {
+		return err
+	}
+	*n = v
+	return nil
+}
+
+func (n NodeStop) String() string                   { return string(n) }
+func (n NodeStop) MarshalText() ([]byte, error)     { return []byte(n), nil }
+func (n *NodeStop) UnmarshalText(text []byte) error { return n.Set(string(text)) }
+func (n *NodeStop) UnmarshalJSON(data []byte) error { return unmarshalScalar(data, n.Set) }
+
+// unmarshalScalar applies a JSON scalar to set as the text a variable would
+// hold, as herd reads its YAML file: a string as it is, a number or a
+// boolean as written (so 2 is refused as "2" is), null as the empty text.
+// A list or a map is no value.
+func unmarshalScalar(data []byte, set func(string) error) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("must be a single value")
+	}
+	switch x := v.(type) {
+	case string:
+		return set(x)
+	case bool:
+		return set(strconv.FormatBool(x))
+	case json.Number:
+		return set(x.String())
+	case nil:
+		return set("")
+	}
+	return errors.New("must be a single value, not a list or a map")
+}
