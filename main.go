@@ -21,6 +21,7 @@ import (
 
 	"github.com/herd-sh/herd/cluster"
 	"github.com/herd-sh/herd/cluster/cpus"
+	"github.com/herd-sh/herd/cluster/listen"
 	"github.com/herd-sh/herd/health"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
@@ -138,9 +139,9 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 	// The sockets before any worker: the port is herd's even while
 	// workers restart, and a bind error stops herd before anything runs.
 	// Under reuseport each worker slot binds its own sockets instead.
-	var listeners []*cluster.Listener
+	var listeners []*listen.Listener
 	if cfg.SchedPolicy != Policy(cluster.PolicyReuseport) {
-		listeners, err = cluster.BindAll(cfg.Listen, int(cfg.Backlog))
+		listeners, err = listen.BindAll(cfg.Listen, int(cfg.Backlog))
 	}
 	if err != nil {
 		log.Error("cannot listen", "err", err)

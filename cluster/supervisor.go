@@ -15,6 +15,7 @@ import (
 
 	"github.com/herd-sh/herd/cluster/cpus"
 	"github.com/herd-sh/herd/cluster/ipc"
+	"github.com/herd-sh/herd/cluster/listen"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
 	"golang.org/x/sys/unix"
@@ -57,8 +58,8 @@ type Config struct {
 	// every worker receives Listeners; under PolicyReuseport each slot binds
 	// its own SO_REUSEPORT socket for each of Specs, kept across restarts.
 	Policy    Policy
-	Listeners []*Listener
-	Specs     []ListenSpec
+	Listeners []*listen.Listener
+	Specs     []listen.Spec
 	Backlog   int
 	// Launcher is herd's own executable. A worker that receives sockets or
 	// Node's channel is started through it (LaunchArg), so that LISTEN_PID
@@ -154,12 +155,12 @@ type slot struct {
 	next     *worker // its replacement, starting during a rolling restart
 	unstable int     // quick failures in a row
 	restarts int
-	timer    *time.Timer // pending restart
-	due      time.Time   // when the pending restart is due
-	capped   bool        // the restart delay has reached its cap
-	finished bool        // never to be restarted
-	sockets  []*Listener // PolicyReuseport: this slot's own sockets
-	lastExit *Exit       // how its last worker ended, for the Snapshot
+	timer    *time.Timer        // pending restart
+	due      time.Time          // when the pending restart is due
+	capped   bool               // the restart delay has reached its cap
+	finished bool               // never to be restarted
+	sockets  []*listen.Listener // PolicyReuseport: this slot's own sockets
+	lastExit *Exit              // how its last worker ended, for the Snapshot
 }
 
 type worker struct {
@@ -352,7 +353,7 @@ func (s *Supervisor) newSlot(i int) (*slot, error) {
 	return sl, nil
 }
 
-func closeAll(ls []*Listener) {
+func closeAll(ls []*listen.Listener) {
 	for _, l := range ls {
 		_ = l.Close()
 	}
@@ -476,7 +477,7 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 }
 
 // sockets lists what a worker of sl receives as fds 3 and up.
-func (s *Supervisor) sockets(sl *slot) []*Listener {
+func (s *Supervisor) sockets(sl *slot) []*listen.Listener {
 	if s.cfg.Policy == PolicyReuseport {
 		return sl.sockets
 	}
