@@ -22,6 +22,7 @@ import (
 	"github.com/herd-sh/herd/cluster"
 	"github.com/herd-sh/herd/cluster/cpus"
 	"github.com/herd-sh/herd/cluster/listen"
+	"github.com/herd-sh/herd/cluster/notify"
 	"github.com/herd-sh/herd/health"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
@@ -155,14 +156,14 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 	for _, l := range listeners {
 		log.Info("listening", "address", l.Spec.String(), "bound", l.Addr.String())
 	}
-	notify, err := cluster.ListenNotify("")
+	notifySock, err := notify.Listen("")
 	if err != nil {
 		log.Error("cannot create the sd_notify socket", "err", err)
 		return 1
 	}
-	defer notify.Close()
-	notes := make(chan cluster.NotifyMessage, 64)
-	go func() { _ = notify.Run(notes) }()
+	defer notifySock.Close()
+	notes := make(chan notify.Message, 64)
+	go func() { _ = notifySock.Run(notes) }()
 	self, err := os.Executable()
 	if err != nil {
 		log.Error("cannot find herd's own executable", "err", err)
@@ -238,7 +239,7 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 		Ready:           cluster.ReadySignal(cfg.ReadySignal),
 		ReadyTimeout:    time.Duration(cfg.ReadyTimeout),
 		Notes:           notes,
-		NotifyAddr:      notify.Addr(),
+		NotifyAddr:      notifySock.Addr(),
 		Watchdog:        time.Duration(cfg.WatchdogTimeout),
 		Credential:      credential(cfg.Config),
 		ShutdownDelay:   time.Duration(cfg.ShutdownDelay),

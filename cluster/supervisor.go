@@ -16,6 +16,7 @@ import (
 	"github.com/herd-sh/herd/cluster/cpus"
 	"github.com/herd-sh/herd/cluster/ipc"
 	"github.com/herd-sh/herd/cluster/listen"
+	"github.com/herd-sh/herd/cluster/notify"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
 	"golang.org/x/sys/unix"
@@ -77,7 +78,7 @@ type Config struct {
 	Ready        ReadySignal
 	ReadyTimeout time.Duration
 	// Notes carries sd_notify messages from NotifyAddr (NOTIFY_SOCKET).
-	Notes      <-chan NotifyMessage
+	Notes      <-chan notify.Message
 	NotifyAddr string
 	// Watchdog, when positive, restarts a worker that has not sent
 	// WATCHDOG=1 for this long (WATCHDOG_USEC tells it the period).
