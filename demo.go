@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/herd-sh/herd/cluster"
+	"github.com/herd-sh/herd/cluster/listen"
 	"github.com/herd-sh/herd/cluster/worker"
 )
 
@@ -70,7 +70,7 @@ func demoWorker() int {
 
 // demoBanner tells the person who ran herd demo where to look: the
 // service's URLs and the probe server's endpoints.
-func demoBanner(w io.Writer, service []*cluster.Listener, specs []cluster.ListenSpec, probes net.Addr) {
+func demoBanner(w io.Writer, service []*listen.Listener, specs []listen.Spec, probes net.Addr) {
 	var urls []string
 	for _, l := range service {
 		if u := demoURL(l.Addr); u != "" {

@@ -17,6 +17,8 @@ import (
 
 	"github.com/herd-sh/herd/cluster"
 	"github.com/herd-sh/herd/cluster/cpus"
+	"github.com/herd-sh/herd/cluster/listen"
+	"github.com/herd-sh/herd/cluster/notify"
 	"github.com/herd-sh/herd/health"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
@@ -47,15 +49,15 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 			_ = l.Close()
 		}
 	}()
-	notify, err := cluster.ListenNotify("")
+	notifySock, err := notify.Listen("")
 	if err != nil {
 		log.Error("cannot create the sd_notify socket", "err", err)
 		return 1
 	}
-	defer notify.Close()
-	notes := make(chan cluster.NotifyMessage, 64)
-	go func() { _ = notify.Run(notes) }()
-	st.notes, st.notifyAddr = notes, notify.Addr()
+	defer notifySock.Close()
+	notes := make(chan notify.Message, 64)
+	go func() { _ = notifySock.Run(notes) }()
+	st.notes, st.notifyAddr = notes, notifySock.Addr()
 	if st.self, err = os.Executable(); err != nil {
 		log.Error("cannot find herd's own executable", "err", err)
 		return 1
@@ -100,8 +102,8 @@ type startup struct {
 	dir        string   // the workers' directory: the one herd started in
 	self       string   // herd's own executable, the launcher
 	pid1       bool
-	listeners  []*cluster.Listener // nil under reuseport
-	notes      <-chan cluster.NotifyMessage
+	listeners  []*listen.Listener // nil under reuseport
+	notes      <-chan notify.Message
 	notifyAddr string
 	workers    int
 	budget     *cpus.Result                // with HERD_WORKERS=auto
@@ -136,11 +138,11 @@ func adoptOrphans(cfg *Loaded, log *slog.Logger) bool {
 // bindListeners binds every address of HERD_LISTEN and logs them. Under
 // reuseport each worker slot binds its own sockets instead, and there are
 // none here. The error has been logged.
-func bindListeners(cfg *Loaded, log *slog.Logger) ([]*cluster.Listener, error) {
-	var listeners []*cluster.Listener
+func bindListeners(cfg *Loaded, log *slog.Logger) ([]*listen.Listener, error) {
+	var listeners []*listen.Listener
 	var err error
 	if cfg.SchedPolicy != cluster.PolicyReuseport {
-		listeners, err = cluster.BindAll(cfg.Listen, int(cfg.Backlog))
+		listeners, err = listen.BindAll(cfg.Listen, int(cfg.Backlog))
 	}
 	if err != nil {
 		log.Error("cannot listen", "err", err)

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/herd-sh/herd/cluster"
 	"github.com/herd-sh/herd/cluster/cpus"
+	"github.com/herd-sh/herd/cluster/listen"
 	initproc "github.com/herd-sh/herd/init"
 )
 
@@ -111,14 +111,14 @@ func (a *CPUAmount) String() string {
 }
 
 // Listen is HERD_LISTEN: the addresses herd binds.
-type Listen []cluster.ListenSpec
+type Listen []listen.Spec
 
 func (l *Listen) Set(s string) error {
 	if strings.TrimSpace(s) == "" {
 		*l = nil
 		return nil
 	}
-	specs, err := cluster.ParseListen(s)
+	specs, err := listen.Parse(s)
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func (u *UserID) Set(s string) error {
 		*u = UserID{}
 		return nil
 	}
-	uid, gid, err := cluster.LookupUser(s)
+	uid, gid, err := listen.LookupUser(s)
 	if err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func (g *GroupID) Set(s string) error {
 		*g = GroupID{}
 		return nil
 	}
-	gid, err := cluster.LookupGroup(s)
+	gid, err := listen.LookupGroup(s)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/herd-sh/herd/cluster/cpus"
+	"github.com/herd-sh/herd/cluster/notify"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
 )
@@ -124,7 +125,7 @@ type machine struct {
 	f       *fakeProcs
 	s       *Supervisor
 	sigs    chan os.Signal
-	notes   chan NotifyMessage
+	notes   chan notify.Message
 	result  chan Result
 	budgets chan cpus.Result
 }
@@ -133,7 +134,7 @@ type machine struct {
 // waits until its first workers are started.
 func boot(t *testing.T, cfg Config) *machine {
 	t.Helper()
-	m := &machine{t: t, f: newFakeProcs(), sigs: make(chan os.Signal, 8), notes: make(chan NotifyMessage),
+	m := &machine{t: t, f: newFakeProcs(), sigs: make(chan os.Signal, 8), notes: make(chan notify.Message),
 		result: make(chan Result, 1)}
 	cfg.Path, cfg.Args = "/app", []string{"app"}
 	cfg.Ready = ReadyNotify
@@ -158,7 +159,7 @@ func boot(t *testing.T, cfg Config) *machine {
 
 // ready has pid say READY=1, and lets the supervisor act on it.
 func (m *machine) ready(pid int) {
-	m.notes <- NotifyMessage{Pid: pid, Ready: true}
+	m.notes <- notify.Message{Pid: pid, Ready: true}
 	synctest.Wait()
 }
 
@@ -298,7 +299,7 @@ func TestMachineExitZero(t *testing.T) {
 					m.ready(p.pid)
 				}
 				if tc.stopping {
-					m.notes <- NotifyMessage{Pid: p.pid, Stopping: true}
+					m.notes <- notify.Message{Pid: p.pid, Stopping: true}
 					synctest.Wait()
 				}
 				m.exit(p.pid, 0)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/herd-sh/herd/cluster/ipc"
+	"github.com/herd-sh/herd/cluster/listen"
 	"golang.org/x/sys/unix"
 )
 
@@ -197,9 +198,9 @@ func parseQuery(m ipc.Message) query {
 	return q
 }
 
-// spec is the address as one of herd's ListenSpecs.
-func (q query) spec() ListenSpec {
-	sp := ListenSpec{UID: -1, GID: -1}
+// spec is the address as one of herd's listen.Specs.
+func (q query) spec() listen.Spec {
+	sp := listen.Spec{UID: -1, GID: -1}
 	if q.family == "-1" {
 		sp.Network, sp.Address = "unix", q.address
 		sp.Mode = 0
@@ -234,7 +235,7 @@ func (q query) String() string {
 }
 
 // matches reports whether herd's listener l is the socket q asks for.
-func (q query) matches(l *Listener) bool {
+func (q query) matches(l *listen.Listener) bool {
 	if q.family == "-1" {
 		return l.Spec.Network == "unix" && l.Spec.Address == q.address
 	}
@@ -258,7 +259,7 @@ func anyHost(h string) bool { return h == "" || h == "::" || h == "0.0.0.0" }
 // asks for on every address (listen(port) with no host, or a wildcard
 // host): HERD_LISTEN may bind that port on one address only, and the port
 // is then herd's; the worker gets that socket rather than an error.
-func (q query) onPort(l *Listener) bool {
+func (q query) onPort(l *listen.Listener) bool {
 	if q.family != "4" && q.family != "6" {
 		return false
 	}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/herd-sh/herd/cluster/notify"
 )
 
 // readyWarnAfter is how long a worker may run without saying it listens
@@ -71,14 +73,14 @@ func (s *Supervisor) listening(w *worker) {
 }
 
 // notified applies one sd_notify message.
-func (s *Supervisor) notified(m NotifyMessage) {
+func (s *Supervisor) notified(m notify.Message) {
 	pids := make(map[int]bool, len(s.workers))
 	for pid := range s.workers {
 		pids[pid] = true
 	}
 	pid, ok := m.Worker(pids)
 	if !ok {
-		pid, ok = Attribute(os.DirFS("/proc"), m.Pid, pids)
+		pid, ok = notify.Attribute(os.DirFS("/proc"), m.Pid, pids)
 	}
 	if !ok {
 		s.log.Debug("sd_notify message from a process that is no worker", "pid", m.Pid)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/herd-sh/herd/cluster/handoff"
 	"github.com/herd-sh/herd/cluster/ipc"
+	"github.com/herd-sh/herd/cluster/listen"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,12 +19,12 @@ import (
 type server struct {
 	key     string
 	q       query
-	l       *Listener           // herd's socket (none, rr); nil under reuseport
-	own     bool                // bound for this key (not one of HERD_LISTEN's): closed when no worker is left
-	perSlot map[*slot]*Listener // reuseport: each slot's socket, when bound for this key
-	udp     int                 // a UDP socket's fd, or -1
-	data    json.RawMessage     // the first queryServer's data, echoed to every worker (TLS ticket keys)
-	onPort  bool                // reuseport: the worker's wildcard address was given HERD_LISTEN's sockets on its port
+	l       *listen.Listener           // herd's socket (none, rr); nil under reuseport
+	own     bool                       // bound for this key (not one of HERD_LISTEN's): closed when no worker is left
+	perSlot map[*slot]*listen.Listener // reuseport: each slot's socket, when bound for this key
+	udp     int                        // a UDP socket's fd, or -1
+	data    json.RawMessage            // the first queryServer's data, echoed to every worker (TLS ticket keys)
+	onPort  bool                       // reuseport: the worker's wildcard address was given HERD_LISTEN's sockets on its port
 	workers map[*worker]bool
 	// rr: the hand-off's record of the server, once it accepts on l.
 	rr *handoff.Server
@@ -110,7 +111,7 @@ func (s *Supervisor) replyError(w *worker, ack int64, srv *server, err error) {
 	}
 	msg := "worker asked for an address herd cannot give it"
 	args := []any{"id", w.id, "pid", w.pid, "address", srv.q.String(), "key", srv.key}
-	if cred := s.workerCred(); cred != nil && (errno == unix.EACCES || errno == unix.EPERM) && !errors.Is(err, errTakeCred) {
+	if cred := s.workerCred(); cred != nil && (errno == unix.EACCES || errno == unix.EPERM) && !errors.Is(err, listen.ErrCredentials) {
 		msg = "worker's listen refused: its user may not bind the address"
 		args = append(args, "user", credString(cred))
 	}
@@ -118,7 +119,7 @@ func (s *Supervisor) replyError(w *worker, ack int64, srv *server, err error) {
 	_ = w.ch.Send(json.RawMessage(ipc.Reply(ack, s.nextSeq(), map[string]any{"errno": -int(errno), "key": srv.key, "data": srv.data})))
 }
 
-// workerCred is the user herd binds on-demand addresses as (asUser): the
+// workerCred is the user herd binds on-demand addresses as (listen.BindAs): the
 // workers' own, nil when they run as herd's user or as root.
 func (s *Supervisor) workerCred() *syscall.Credential {
 	if c := s.cfg.Credential; c != nil && c.Uid != 0 {
@@ -130,12 +131,12 @@ func (s *Supervisor) workerCred() *syscall.Credential {
 // openServer finds or binds srv's socket: one of HERD_LISTEN's when the
 // address matches, else a new one, as Node's primary binds on demand.
 //
-// herd binds on demand with the workers' rights (asUser): a worker gets
+// herd binds on demand with the workers' rights (listen.BindAs): a worker gets
 // only what it could bind itself, and the errno it would get otherwise.
 func (s *Supervisor) openServer(srv *server, w *worker) error {
 	q := srv.q
 	if q.family == "udp4" || q.family == "udp6" {
-		fd, err := asUser(s.workerCred(), func() (int, error) { return bindUDP(q) })
+		fd, err := listen.BindUDP(s.workerCred(), q.family, q.address, q.port)
 		srv.udp = fd
 		return err
 	}
@@ -151,7 +152,7 @@ func (s *Supervisor) openServer(srv *server, w *worker) error {
 			return unix.EINVAL
 		}
 		if s.cfg.Policy == PolicyReuseport {
-			srv.perSlot = map[*slot]*Listener{w.slot: socks[i]}
+			srv.perSlot = map[*slot]*listen.Listener{w.slot: socks[i]}
 			srv.q = query{family: "fd", fd: q.fd}
 			return nil
 		}
@@ -159,7 +160,7 @@ func (s *Supervisor) openServer(srv *server, w *worker) error {
 		return nil
 	}
 	if s.cfg.Policy == PolicyReuseport {
-		srv.perSlot = map[*slot]*Listener{}
+		srv.perSlot = map[*slot]*listen.Listener{}
 		return nil // per slot, in socketFor
 	}
 	for _, l := range s.cfg.Listeners {
@@ -175,7 +176,7 @@ func (s *Supervisor) openServer(srv *server, w *worker) error {
 			return nil
 		}
 	}
-	l, err := q.spec().bindAs(s.workerCred(), s.cfg.Backlog, false)
+	l, err := q.spec().BindAs(s.workerCred(), s.cfg.Backlog, false)
 	if err != nil {
 		return err
 	}
@@ -186,7 +187,7 @@ func (s *Supervisor) openServer(srv *server, w *worker) error {
 
 // logOnPort says, once per server, that a worker asking for every address
 // of a port gets HERD_LISTEN's socket on that port (w may be nil).
-func (s *Supervisor) logOnPort(srv *server, w *worker, l *Listener) {
+func (s *Supervisor) logOnPort(srv *server, w *worker, l *listen.Listener) {
 	args := []any{"port", srv.q.port, "listen", l.Spec.String(), "key", srv.key}
 	if w != nil {
 		args = append(args, "id", w.id)
@@ -196,10 +197,10 @@ func (s *Supervisor) logOnPort(srv *server, w *worker, l *Listener) {
 
 // socketFor is the socket a worker of sl gets for srv. Under reuseport an
 // address not in HERD_LISTEN is bound for each slot, as the workers' user
-// (asUser) like every on-demand bind: the sockets of one SO_REUSEPORT group
+// (listen.BindAs) like every on-demand bind: the sockets of one SO_REUSEPORT group
 // must belong to one user, and all of these do (HERD_LISTEN's belong to
 // herd's).
-func (s *Supervisor) socketFor(srv *server, sl *slot) (*Listener, error) {
+func (s *Supervisor) socketFor(srv *server, sl *slot) (*listen.Listener, error) {
 	if srv.perSlot == nil {
 		return srv.l, nil
 	}
@@ -235,7 +236,7 @@ func (s *Supervisor) socketFor(srv *server, sl *slot) (*Listener, error) {
 		}
 		break
 	}
-	l, err := sp.bindAs(s.workerCred(), s.cfg.Backlog, true)
+	l, err := sp.BindAs(s.workerCred(), s.cfg.Backlog, true)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +244,7 @@ func (s *Supervisor) socketFor(srv *server, sl *slot) (*Listener, error) {
 	return l, nil
 }
 
-func sockname(l *Listener) map[string]any {
+func sockname(l *listen.Listener) map[string]any {
 	a, ok := l.Addr.(*net.TCPAddr)
 	if !ok {
 		return nil
@@ -255,38 +256,9 @@ func sockname(l *Listener) map[string]any {
 	return map[string]any{"address": a.IP.String(), "family": family, "port": a.Port}
 }
 
-// bindUDP binds the UDP socket a dgram.Socket asks for; Node's primary
-// shares UDP sockets whatever the policy.
-func bindUDP(q query) (int, error) {
-	domain := unix.AF_INET
-	if q.family == "udp6" {
-		domain = unix.AF_INET6
-	}
-	fd, err := unix.Socket(domain, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return -1, err
-	}
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	ip := net.ParseIP(q.address)
-	var sa unix.Sockaddr
-	if domain == unix.AF_INET {
-		a := &unix.SockaddrInet4{Port: q.port}
-		if ip4 := ip.To4(); ip4 != nil {
-			copy(a.Addr[:], ip4)
-		}
-		sa = a
-	} else {
-		a := &unix.SockaddrInet6{Port: q.port}
-		if ip != nil {
-			copy(a.Addr[:], ip.To16())
-		}
-		sa = a
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
+// credString writes cred as uid:gid, for logs.
+func credString(cred *syscall.Credential) string {
+	return strconv.FormatUint(uint64(cred.Uid), 10) + ":" + strconv.FormatUint(uint64(cred.Gid), 10)
 }
 
 // leaveServer removes w from srv. With closed set (the worker closed its
@@ -332,7 +304,7 @@ func (s *Supervisor) closeServer(srv *server) {
 	delete(s.servers, srv.key)
 }
 
-func slicesContains(ls []*Listener, l *Listener) bool {
+func slicesContains(ls []*listen.Listener, l *listen.Listener) bool {
 	for _, x := range ls {
 		if x == l {
 			return true

@@ -57,8 +57,10 @@ func (p *Policy) Set(s string) error {
 
 func (p Policy) String() string                   { return string(p) }
 func (p Policy) MarshalText() ([]byte, error)     { return []byte(p), nil }
-func (p *Policy) UnmarshalText(text []byte) error { return p.Set(string(text)) }
-func (p *Policy) UnmarshalJSON(data []byte) error { return unmarshalScalar(data, p.Set) }
+func (p *Policy) UnmarshalText(text []byte) error { return unmarshalText(text, p.Set, func() { *p = "" }) }
+func (p *Policy) UnmarshalJSON(data []byte) error {
+	return unmarshalScalar(data, p.Set, func() { *p = "" })
+}
 
 // ReadySignal says what makes a worker count as listening.
 type ReadySignal string
@@ -95,8 +97,10 @@ func (r *ReadySignal) Set(s string) error {
 
 func (r ReadySignal) String() string                   { return string(r) }
 func (r ReadySignal) MarshalText() ([]byte, error)     { return []byte(r), nil }
-func (r *ReadySignal) UnmarshalText(text []byte) error { return r.Set(string(text)) }
-func (r *ReadySignal) UnmarshalJSON(data []byte) error { return unmarshalScalar(data, r.Set) }
+func (r *ReadySignal) UnmarshalText(text []byte) error { return unmarshalText(text, r.Set, func() { *r = "" }) }
+func (r *ReadySignal) UnmarshalJSON(data []byte) error {
+	return unmarshalScalar(data, r.Set, func() { *r = "" })
+}
 
 // Restart says which exits of a worker are followed by a new one in its slot.
 type Restart string
@@ -133,8 +137,10 @@ func (r *Restart) Set(s string) error {
 
 func (r Restart) String() string                   { return string(r) }
 func (r Restart) MarshalText() ([]byte, error)     { return []byte(r), nil }
-func (r *Restart) UnmarshalText(text []byte) error { return r.Set(string(text)) }
-func (r *Restart) UnmarshalJSON(data []byte) error { return unmarshalScalar(data, r.Set) }
+func (r *Restart) UnmarshalText(text []byte) error { return unmarshalText(text, r.Set, func() { *r = "" }) }
+func (r *Restart) UnmarshalJSON(data []byte) error {
+	return unmarshalScalar(data, r.Set, func() { *r = "" })
+}
 
 // NodeStop says how herd asks a worker that speaks Node's cluster protocol
 // to stop.
@@ -172,14 +178,18 @@ func (n *NodeStop) Set(s string) error {
 
 func (n NodeStop) String() string                   { return string(n) }
 func (n NodeStop) MarshalText() ([]byte, error)     { return []byte(n), nil }
-func (n *NodeStop) UnmarshalText(text []byte) error { return n.Set(string(text)) }
-func (n *NodeStop) UnmarshalJSON(data []byte) error { return unmarshalScalar(data, n.Set) }
+func (n *NodeStop) UnmarshalText(text []byte) error { return unmarshalText(text, n.Set, func() { *n = "" }) }
+func (n *NodeStop) UnmarshalJSON(data []byte) error {
+	return unmarshalScalar(data, n.Set, func() { *n = "" })
+}
 
 // unmarshalScalar applies a JSON scalar to set as the text a variable would
 // hold, as herd reads its YAML file: a string as it is, a number or a
-// boolean as written (so 2 is refused as "2" is), null as the empty text.
-// A list or a map is no value.
-func unmarshalScalar(data []byte, set func(string) error) error {
+// boolean as written (so 2 is refused as "2" is). The empty string and
+// null are the zero value (unset): herd's own JSON, a Snapshot published
+// before the supervisor set its policy, reads back. A list or a map is no
+// value.
+func unmarshalScalar(data []byte, set func(string) error, unset func()) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
@@ -191,13 +201,29 @@ func unmarshalScalar(data []byte, set func(string) error) error {
 	}
 	switch x := v.(type) {
 	case string:
+		if x == "" {
+			unset()
+			return nil
+		}
 		return set(x)
 	case bool:
 		return set(strconv.FormatBool(x))
 	case json.Number:
 		return set(x.String())
 	case nil:
-		return set("")
+		unset()
+		return nil
 	}
 	return errors.New("must be a single value, not a list or a map")
+}
+
+// unmarshalText is UnmarshalText: empty text is the zero value (the
+// setting not set, as a Snapshot published before the supervisor knew
+// its policy reads back), any other text as Set takes it.
+func unmarshalText(text []byte, set func(string) error, unset func()) error {
+	if len(text) == 0 {
+		unset()
+		return nil
+	}
+	return set(string(text))
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/herd-sh/herd/cluster/handoff"
+	"github.com/herd-sh/herd/cluster/listen"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
 	"golang.org/x/sys/unix"
@@ -271,8 +272,8 @@ const tcpListen = 10
 // new slice: a published one is never modified.
 func (s *Supervisor) readQueues() []ListenerInfo {
 	var out []ListenerInfo
-	add := func(l *Listener, slot int) {
-		if l.FD < 0 || l.Spec.Network == netUnix {
+	add := func(l *listen.Listener, slot int) {
+		if l.FD < 0 || l.Spec.Network == "unix" {
 			return
 		}
 		ti, err := unix.GetsockoptTCPInfo(l.FD, unix.IPPROTO_TCP, unix.TCP_INFO)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herd-sh/herd/cluster/listen"
 	"github.com/herd-sh/herd/reaper"
 )
 
@@ -92,9 +93,9 @@ func TestSnapshotExits(t *testing.T) {
 // counts the connections the kernel completed and nobody accepted, and
 // its limit is the backlog; unix and closed sockets are left out.
 func TestReadQueues(t *testing.T) {
-	bind := func(addr string, backlog int, reuse bool) *Listener {
+	bind := func(addr string, backlog int, reuse bool) *listen.Listener {
 		t.Helper()
-		specs, err := ParseListen(addr)
+		specs, err := listen.Parse(addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +111,7 @@ func TestReadQueues(t *testing.T) {
 	closed := bind("127.0.0.1:0", 8, false)
 	_ = closed.Close()
 	sock := bind("unix://"+filepath.Join(t.TempDir(), "q.sock"), 8, false)
-	s := &Supervisor{cfg: Config{Listeners: []*Listener{shared, closed, sock}}, slots: []*slot{{index: 1, sockets: []*Listener{own}}}}
+	s := &Supervisor{cfg: Config{Listeners: []*listen.Listener{shared, closed, sock}}, slots: []*slot{{index: 1, sockets: []*listen.Listener{own}}}}
 
 	const k = 3
 	for range k {
@@ -139,7 +140,7 @@ func TestReadQueues(t *testing.T) {
 // reads the sockets only once per QueueEvery and never changes a slice it
 // published.
 func TestPublishReadsQueuesAtMostEvery(t *testing.T) {
-	specs, err := ParseListen("127.0.0.1:0")
+	specs, err := listen.Parse("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestPublishReadsQueuesAtMostEvery(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	s := New(Config{Listeners: []*Listener{l}, Policy: PolicyNone}, nil, slog.New(slog.NewTextHandler(&logBuf{}, nil)))
+	s := New(Config{Listeners: []*listen.Listener{l}, Policy: PolicyNone}, nil, slog.New(slog.NewTextHandler(&logBuf{}, nil)))
 	first := s.Snapshot()
 	if len(first.Listeners) != 1 || first.Listeners[0].Queue != 0 || first.Policy != PolicyNone {
 		t.Fatalf("first snapshot: %+v", first)

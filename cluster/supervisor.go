@@ -16,6 +16,8 @@ import (
 	"github.com/herd-sh/herd/cluster/cpus"
 	"github.com/herd-sh/herd/cluster/handoff"
 	"github.com/herd-sh/herd/cluster/ipc"
+	"github.com/herd-sh/herd/cluster/listen"
+	"github.com/herd-sh/herd/cluster/notify"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
 	"golang.org/x/sys/unix"
@@ -58,8 +60,8 @@ type Config struct {
 	// every worker receives Listeners; under PolicyReuseport each slot binds
 	// its own SO_REUSEPORT socket for each of Specs, kept across restarts.
 	Policy    Policy
-	Listeners []*Listener
-	Specs     []ListenSpec
+	Listeners []*listen.Listener
+	Specs     []listen.Spec
 	Backlog   int
 	// Launcher is herd's own executable. A worker that receives sockets or
 	// Node's channel is started through it (LaunchArg), so that LISTEN_PID
@@ -77,7 +79,7 @@ type Config struct {
 	Ready        ReadySignal
 	ReadyTimeout time.Duration
 	// Notes carries sd_notify messages from NotifyAddr (NOTIFY_SOCKET).
-	Notes      <-chan NotifyMessage
+	Notes      <-chan notify.Message
 	NotifyAddr string
 	// Watchdog, when positive, restarts a worker that has not sent
 	// WATCHDOG=1 for this long (WATCHDOG_USEC tells it the period).
@@ -155,12 +157,12 @@ type slot struct {
 	next     *worker // its replacement, starting during a rolling restart
 	unstable int     // quick failures in a row
 	restarts int
-	timer    *time.Timer // pending restart
-	due      time.Time   // when the pending restart is due
-	capped   bool        // the restart delay has reached its cap
-	finished bool        // never to be restarted
-	sockets  []*Listener // PolicyReuseport: this slot's own sockets
-	lastExit *Exit       // how its last worker ended, for the Snapshot
+	timer    *time.Timer        // pending restart
+	due      time.Time          // when the pending restart is due
+	capped   bool               // the restart delay has reached its cap
+	finished bool               // never to be restarted
+	sockets  []*listen.Listener // PolicyReuseport: this slot's own sockets
+	lastExit *Exit              // how its last worker ended, for the Snapshot
 }
 
 type worker struct {
@@ -351,7 +353,7 @@ func (s *Supervisor) newSlot(i int) (*slot, error) {
 	return sl, nil
 }
 
-func closeAll(ls []*Listener) {
+func closeAll(ls []*listen.Listener) {
 	for _, l := range ls {
 		_ = l.Close()
 	}
@@ -473,7 +475,7 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 }
 
 // sockets lists what a worker of sl receives as fds 3 and up.
-func (s *Supervisor) sockets(sl *slot) []*Listener {
+func (s *Supervisor) sockets(sl *slot) []*listen.Listener {
 	if s.cfg.Policy == PolicyReuseport {
 		return sl.sockets
 	}

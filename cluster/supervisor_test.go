@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/herd-sh/herd/cluster/cpus"
+	"github.com/herd-sh/herd/cluster/notify"
 	"github.com/herd-sh/herd/reaper"
 )
 
@@ -394,7 +395,7 @@ func TestTTINTTOU(t *testing.T) {
 // A worker that sends no WATCHDOG=1 is killed after the timeout and
 // restarted; one that keeps sending is left alone.
 func TestWatchdog(t *testing.T) {
-	notes := make(chan NotifyMessage)
+	notes := make(chan notify.Message)
 	stopBeats := make(chan struct{})
 	res, logs := run(t, Config{Workers: 1, Watchdog: 300 * time.Millisecond, Notes: notes, Restart: RestartOnFailure},
 		`exec sleep 60`,
@@ -402,7 +403,7 @@ func TestWatchdog(t *testing.T) {
 			pid := pidOf(logs, 1)
 			// Beat for a second: no kill.
 			for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-				notes <- NotifyMessage{Pid: pid, Watchdog: true}
+				notes <- notify.Message{Pid: pid, Watchdog: true}
 			}
 			close(stopBeats)
 			waitLog(logs, "watchdog timeout", 1)

@@ -1,4 +1,4 @@
-package cluster
+package listen
 
 import (
 	"errors"
@@ -26,182 +26,6 @@ func listenLacking(t *testing.T, format string, args ...any) {
 		t.Fatalf("requirement missing (CI=true): "+format, args...)
 	}
 	t.Skipf("requirement missing: "+format, args...)
-}
-
-func TestParseListen(t *testing.T) {
-	tcp := func(network, addr, name string) ListenSpec {
-		return ListenSpec{Network: network, Address: addr, Name: name, UID: -1, GID: -1}
-	}
-	for _, tc := range []struct {
-		in      string
-		want    []ListenSpec
-		strings []string
-	}{
-		{":8080", []ListenSpec{tcp("tcp", ":8080", "tcp-8080")}, []string{"tcp://:8080"}},
-		{"0.0.0.0:8080", []ListenSpec{tcp("tcp", "0.0.0.0:8080", "tcp-8080")}, []string{"tcp://0.0.0.0:8080"}},
-		{"[::]:8080", []ListenSpec{tcp("tcp", "[::]:8080", "tcp-8080")}, []string{"tcp://[::]:8080"}},
-		{"127.0.0.1:0", []ListenSpec{tcp("tcp", "127.0.0.1:0", "tcp-0")}, []string{"tcp://127.0.0.1:0"}},
-		{"tcp://:8080", []ListenSpec{tcp("tcp", ":8080", "tcp-8080")}, []string{"tcp://:8080"}},
-		{"TCP://:65535", []ListenSpec{tcp("tcp", ":65535", "tcp-65535")}, []string{"tcp://:65535"}},
-		{"tcp4://0.0.0.0:8080", []ListenSpec{tcp("tcp4", "0.0.0.0:8080", "tcp4-8080")}, []string{"tcp4://0.0.0.0:8080"}},
-		{"tcp4://:8080", []ListenSpec{tcp("tcp4", "0.0.0.0:8080", "tcp4-8080")}, []string{"tcp4://0.0.0.0:8080"}},
-		{"tcp6://[::1]:8080", []ListenSpec{tcp("tcp6", "[::1]:8080", "tcp6-8080")}, []string{"tcp6://[::1]:8080"}},
-		{"tcp6://:8080", []ListenSpec{tcp("tcp6", "[::]:8080", "tcp6-8080")}, []string{"tcp6://[::]:8080"}},
-		{"[0:0::1]:80", []ListenSpec{tcp("tcp", "[::1]:80", "tcp-80")}, []string{"tcp://[::1]:80"}},
-		{"[::ffff:127.0.0.1]:80", []ListenSpec{tcp("tcp", "127.0.0.1:80", "tcp-80")}, []string{"tcp://127.0.0.1:80"}},
-		{"tcp4://[::ffff:10.0.0.1]:80", []ListenSpec{tcp("tcp4", "10.0.0.1:80", "tcp4-80")}, []string{"tcp4://10.0.0.1:80"}},
-		{"[fe80::1%eth0]:80", []ListenSpec{tcp("tcp", "[fe80::1%eth0]:80", "tcp-80")}, []string{"tcp://[fe80::1%eth0]:80"}},
-		{":80?name=http", []ListenSpec{tcp("tcp", ":80", "http")}, []string{"tcp://:80"}},
-		{"tcp://:80?name=web%20front", []ListenSpec{tcp("tcp", ":80", "web front")}, []string{"tcp://:80"}},
-		{
-			"unix:///run/app.sock?mode=0660&owner=nobody&group=nogroup&name=web",
-			[]ListenSpec{{Network: "unix", Address: "/run/app.sock", Name: "web", Mode: 0o660, UID: 65534, GID: 65534}},
-			[]string{"unix:///run/app.sock"},
-		},
-		{
-			"unix:///run/app.sock?owner=1234&group=5678&mode=600",
-			[]ListenSpec{{Network: "unix", Address: "/run/app.sock", Name: "unix-app.sock", Mode: 0o600, UID: 1234, GID: 5678}},
-			[]string{"unix:///run/app.sock"},
-		},
-		{"unix:///run/app.sock?owner=root", []ListenSpec{{Network: "unix", Address: "/run/app.sock", Name: "unix-app.sock", UID: 0, GID: -1}}, []string{"unix:///run/app.sock"}},
-		{"unix:///run//x/../app.sock", []ListenSpec{tcp("unix", "/run/app.sock", "unix-app.sock")}, []string{"unix:///run/app.sock"}},
-		{"unix:///run/my%20app%2Cv2.sock", []ListenSpec{tcp("unix", "/run/my app,v2.sock", "unix-my app,v2.sock")}, []string{"unix:///run/my%20app%2Cv2.sock"}},
-		{"unix:///run/a:b.sock", []ListenSpec{tcp("unix", "/run/a:b.sock", "unix-a_b.sock")}, []string{"unix:///run/a:b.sock"}},
-		{
-			" :8080, unix:///run/a.sock\ttcp6://[::1]:9090 ,,",
-			[]ListenSpec{tcp("tcp", ":8080", "tcp-8080"), tcp("unix", "/run/a.sock", "unix-a.sock"), tcp("tcp6", "[::1]:9090", "tcp6-9090")},
-			[]string{"tcp://:8080", "unix:///run/a.sock", "tcp6://[::1]:9090"},
-		},
-		// Distinct addresses on one port, and port 0 twice, do not overlap.
-		{"127.0.0.1:80,127.0.0.2:80", []ListenSpec{tcp("tcp", "127.0.0.1:80", "tcp-80"), tcp("tcp", "127.0.0.2:80", "tcp-80")}, nil},
-		{"tcp4://:80 tcp6://:80", []ListenSpec{tcp("tcp4", "0.0.0.0:80", "tcp4-80"), tcp("tcp6", "[::]:80", "tcp6-80")}, nil},
-		{":0,:0", []ListenSpec{tcp("tcp", ":0", "tcp-0"), tcp("tcp", ":0", "tcp-0")}, nil},
-		{"[::1]:80,127.0.0.1:80", []ListenSpec{tcp("tcp", "[::1]:80", "tcp-80"), tcp("tcp", "127.0.0.1:80", "tcp-80")}, nil},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := ParseListen(tc.in)
-			if err != nil {
-				t.Fatalf("ParseListen(%q): %v", tc.in, err)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Fatalf("ParseListen(%q) =\n %#v\nwant\n %#v", tc.in, got, tc.want)
-			}
-			for i, sp := range got {
-				if got[i] != tc.want[i] {
-					t.Errorf("spec %d = %#v, want %#v", i, sp, tc.want[i])
-				}
-				if tc.strings != nil && sp.String() != tc.strings[i] {
-					t.Errorf("spec %d String() = %q, want %q", i, sp.String(), tc.strings[i])
-				}
-			}
-		})
-	}
-}
-
-func TestParseListenErrors(t *testing.T) {
-	for _, tc := range []struct{ in, err string }{
-		{"", "no address: give one or more of :8080, tcp://[::]:8080, tcp4://0.0.0.0:8080, unix:///run/app.sock, separated by commas"},
-		{" , ", "no address"},
-		{"ftp://:21", `"ftp://:21": unknown scheme "ftp": use tcp://, tcp4://, tcp6:// or unix://`},
-		{"unix:/run/a.sock", `"unix:/run/a.sock": write the scheme with "://", as in unix://`},
-		{"tcp::80", `write the scheme with "://", as in tcp://`},
-		{"/run/a.sock", `"/run/a.sock": a unix socket is written unix:///run/a.sock`},
-		{"8080", `"8080": missing colon: write :8080 for port 8080 on all addresses`},
-		{"localhost", `"localhost": missing port: write localhost:PORT`},
-		{strings.Repeat("a", 65), `missing port: write HOST:PORT`},
-		{strings.Repeat("0", 63) + "80", `missing colon: write :PORT for port PORT on all addresses`},
-		{"/" + strings.Repeat("a", 64), `a unix socket is written unix:///PATH`},
-		{":" + strings.Repeat("9", 65), `port number out of range`},
-		{"tcp://", `"tcp://": missing host:port: write :8080 for all addresses`},
-		{":", `missing port: give a number from 0 to 65535 (0: the kernel picks one)`},
-		{":http", `bad port "http": give a number from 0 to 65535`},
-		{":-1", `bad port "-1"`},
-		{":+80", `bad port "+80"`},
-		{":65536", `port 65536 out of range: give a number from 0 to 65535`},
-		{":99999999999999999999", `out of range`},
-		{"localhost:80", `"localhost:80": bad host "localhost": give an IP address such as 0.0.0.0, 127.0.0.1, [::] or [::1], or nothing for all addresses (host names are not resolved)`},
-		{"1.2.3:80", `bad host "1.2.3"`},
-		{"::1:80", `an IPv6 host is written in brackets, as in [::1]:8080`},
-		{"[::1]", `bad host:port`},
-		{"tcp4://[::1]:80", `tcp4 needs an IPv4 host, not ::1: use tcp6:// or tcp://`},
-		{"tcp6://127.0.0.1:80", `tcp6 needs an IPv6 host, not 127.0.0.1: use tcp4:// or tcp://`},
-		{"tcp6://[::ffff:127.0.0.1]:80", `tcp6 needs an IPv6 host`},
-		{"unix://run/app.sock", `unix socket path "run/app.sock" is relative: give an absolute path with three slashes, as in unix:///run/app.sock`},
-		{"unix://", `missing path: write unix:///run/app.sock`},
-		{"unix://@herd", `abstract unix sockets are not supported`},
-		{"unix:///run/", `path "/run/" names a directory`},
-		{"uniX:///.", `path "/." names a directory`},
-		{"unix:///run/app/..", `path "/run/app/.." names a directory`},
-		{"unix:///" + strings.Repeat("a", 107), `path is 108 bytes long: a unix socket path can have at most 107`},
-		{"unix:///a%00b", `path contains a NUL byte`},
-		{"unix:///a%zz", `bad path "/a%zz"`},
-		{":80?foo=1", `unknown option "foo": allowed are name, and for unix sockets mode, owner, group`},
-		{":80?mode=0660", `option mode applies to unix sockets only; a TCP address takes only name`},
-		{":80?owner=root", `option owner applies to unix sockets only`},
-		{":80?name=a&name=b", `option name given 2 times: give it once`},
-		{":80?name=", `option name is empty`},
-		{":80?name=a;b", `bad options`},
-		{"unix:///a?mode=999", `bad mode "999": give octal permission bits from 1 to 0777, such as 0660`},
-		{"unix:///a?mode=0", `bad mode "0"`},
-		{"unix:///a?mode=01777", `bad mode "01777"`},
-		{"unix:///a?mode=rw", `bad mode "rw"`},
-		{"unix:///a?owner=no-such-user-herd", `owner: unknown user "no-such-user-herd"`},
-		{"unix:///a?group=no-such-group-herd", `group: unknown group "no-such-group-herd"`},
-		{"unix:///a?owner=4294967295", `owner: uid 4294967295: out of range`},
-		{"unix:///a?name=a:b", `bad name "a:b": a LISTEN_FDNAMES entry is printable ASCII without ':'`},
-		{"unix:///a?name=caf%C3%A9", `bad name "café"`},
-		{":80?name=" + strings.Repeat("x", 256), `give 1 to 255 characters`},
-		{":80,:80", `":80": listens on the same address as ":80": give each address once`},
-		{":80,0.0.0.0:80", `"0.0.0.0:80": listens on the same address as ":80"`},
-		{"0.0.0.0:80,:80", `same address`},
-		{":80,[::]:80", `same address`},
-		{":80,[::1]:80", `same address`},
-		{":80,127.0.0.1:80", `same address`},
-		{"tcp6://:80,[::1]:80", `same address`},
-		{"tcp4://:80,127.0.0.1:80", `same address`},
-		{"tcp://127.0.0.1:80,tcp4://127.0.0.1:80", `same address`},
-		{"unix:///a.sock,unix:///b/../a.sock", `"unix:///b/../a.sock": listens on the same address as "unix:///a.sock"`},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := ParseListen(tc.in)
-			if err == nil {
-				t.Fatalf("ParseListen(%q) = %v, want error", tc.in, got)
-			}
-			if !strings.Contains(err.Error(), tc.err) {
-				t.Fatalf("ParseListen(%q) error\n %q\nwant it to contain\n %q", tc.in, err, tc.err)
-			}
-		})
-	}
-}
-
-// FuzzParseListen: no input panics, every accepted spec has a valid name,
-// and String reads back to the same address.
-func FuzzParseListen(f *testing.F) {
-	for _, s := range []string{
-		":8080", "0.0.0.0:8080", "[::]:8080", "127.0.0.1:0", "tcp://:8080", "tcp4://0.0.0.0:8080",
-		"tcp6://[::1]:8080", "unix:///run/app.sock?mode=0660&owner=0&group=0&name=web",
-		"unix:///run/my%20app%2C.sock", "[fe80::1%25eth0]:80", ":80,:81 :82", "unix:///a%ff",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		specs, err := ParseListen(s)
-		if err != nil {
-			return
-		}
-		for _, sp := range specs {
-			if err := checkFDName(sp.Name); err != nil {
-				t.Fatalf("ParseListen(%q): %v", s, err)
-			}
-			back, err := ParseListen(sp.String())
-			if err != nil {
-				t.Fatalf("ParseListen(%q) gave %#v; its String %q does not parse: %v", s, sp, sp.String(), err)
-			}
-			if len(back) != 1 || back[0].Network != sp.Network || back[0].Address != sp.Address {
-				t.Fatalf("ParseListen(%q) gave %#v; its String %q reads back as %#v", s, sp, sp.String(), back)
-			}
-		}
-	})
 }
 
 func TestBindBacklog(t *testing.T) {
@@ -250,20 +74,20 @@ func TestBindUnprivilegedPortStart(t *testing.T) {
 	}
 }
 
-// mustParseListen parses one HERD_LISTEN address.
-func mustParseListen(t *testing.T, s string) ListenSpec {
+// mustParse parses one HERD_LISTEN address.
+func mustParse(t *testing.T, s string) Spec {
 	t.Helper()
-	specs, err := ParseListen(s)
+	specs, err := Parse(s)
 	if err != nil || len(specs) != 1 {
-		t.Fatalf("ParseListen(%q) = %v, %v", s, specs, err)
+		t.Fatalf("Parse(%q) = %v, %v", s, specs, err)
 	}
 	return specs[0]
 }
 
-// mustBindListen binds s and closes it at the end of the test.
-func mustBindListen(t *testing.T, s string, reusePort bool) *Listener {
+// mustBind binds s and closes it at the end of the test.
+func mustBind(t *testing.T, s string, reusePort bool) *Listener {
 	t.Helper()
-	l, err := mustParseListen(t, s).Bind(0, reusePort)
+	l, err := mustParse(t, s).Bind(0, reusePort)
 	if err != nil {
 		t.Fatalf("Bind %s: %v", s, err)
 	}
@@ -325,7 +149,7 @@ func getsockoptInt(t *testing.T, fd, level, opt int) int {
 }
 
 func TestBindTCP(t *testing.T) {
-	l := mustBindListen(t, "127.0.0.1:0", false)
+	l := mustBind(t, "127.0.0.1:0", false)
 	a, ok := l.Addr.(*net.TCPAddr)
 	if !ok || !a.IP.Equal(net.IPv4(127, 0, 0, 1)) || a.Port == 0 || l.Port() != a.Port {
 		t.Fatalf("Addr %#v, Port %d: want 127.0.0.1 and the kernel's port", l.Addr, l.Port())
@@ -370,7 +194,7 @@ func TestBindDualStack(t *testing.T) {
 	}
 	for _, addr := range []string{"tcp://[::]:0", ":0"} {
 		t.Run(addr, func(t *testing.T) {
-			l := mustBindListen(t, addr, false)
+			l := mustBind(t, addr, false)
 			if v := getsockoptInt(t, l.FD, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); v != 0 {
 				t.Fatalf("IPV6_V6ONLY = %d, want 0", v)
 			}
@@ -389,7 +213,7 @@ func TestBindDualStack(t *testing.T) {
 		})
 	}
 	t.Run("tcp6 is IPv6 only", func(t *testing.T) {
-		l := mustBindListen(t, "tcp6://[::]:0", false)
+		l := mustBind(t, "tcp6://[::]:0", false)
 		if v := getsockoptInt(t, l.FD, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); v != 1 {
 			t.Fatalf("IPV6_V6ONLY = %d, want 1", v)
 		}
@@ -399,7 +223,7 @@ func TestBindDualStack(t *testing.T) {
 			t.Fatal("tcp6 socket took an IPv4 connection")
 		}
 		// and a tcp4 socket can share the port.
-		mustBindListen(t, fmt.Sprintf("tcp4://0.0.0.0:%d", l.Port()), false)
+		mustBind(t, fmt.Sprintf("tcp4://0.0.0.0:%d", l.Port()), false)
 	})
 }
 
@@ -413,7 +237,7 @@ func TestBindNoIPv6(t *testing.T) {
 		return streamSocket(family)
 	}
 	for _, s := range []string{":0", "[::]:0"} {
-		l, err := mustParseListen(t, s).bindTCP(16, false, noIPv6)
+		l, err := mustParse(t, s).bindTCP(16, false, noIPv6)
 		if err != nil {
 			t.Fatalf("%s: %v", s, err)
 		}
@@ -424,20 +248,20 @@ func TestBindNoIPv6(t *testing.T) {
 		l.Close()
 	}
 	for _, s := range []string{"[::1]:0", "tcp6://:0"} {
-		_, err := mustParseListen(t, s).bindTCP(16, false, noIPv6)
-		if want := "listen " + mustParseListen(t, s).String() + ": socket: address family not supported by protocol"; !errors.Is(err, unix.EAFNOSUPPORT) || err.Error() != want {
+		_, err := mustParse(t, s).bindTCP(16, false, noIPv6)
+		if want := "listen " + mustParse(t, s).String() + ": socket: address family not supported by protocol"; !errors.Is(err, unix.EAFNOSUPPORT) || err.Error() != want {
 			t.Errorf("%s: %v, want %q", s, err, want)
 		}
 	}
 }
 
 func TestBindReusePort(t *testing.T) {
-	a := mustBindListen(t, "127.0.0.1:0", true)
+	a := mustBind(t, "127.0.0.1:0", true)
 	if getsockoptInt(t, a.FD, unix.SOL_SOCKET, unix.SO_REUSEPORT) != 1 {
 		t.Fatal("SO_REUSEPORT not set")
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", a.Port())
-	b := mustBindListen(t, addr, true)
+	b := mustBind(t, addr, true)
 	if b.Port() != a.Port() {
 		t.Fatalf("second socket on port %d, want %d", b.Port(), a.Port())
 	}
@@ -449,15 +273,15 @@ func TestBindReusePort(t *testing.T) {
 	c.Close()
 
 	// Without reusePort on the new socket the port is taken.
-	_, err = mustParseListen(t, addr).Bind(0, false)
+	_, err = mustParse(t, addr).Bind(0, false)
 	want := "listen tcp://" + addr + ": address already in use (another process listens on it)"
 	if !errors.Is(err, unix.EADDRINUSE) || err.Error() != want {
 		t.Fatalf("Bind without reusePort = %v, want %q", err, want)
 	}
 	// Nor may a reuseport socket join one bound without it.
-	plain := mustBindListen(t, "127.0.0.1:0", false)
+	plain := mustBind(t, "127.0.0.1:0", false)
 	paddr := fmt.Sprintf("127.0.0.1:%d", plain.Port())
-	_, err = mustParseListen(t, paddr).Bind(0, true)
+	_, err = mustParse(t, paddr).Bind(0, true)
 	want = "listen tcp://" + paddr + ": address already in use (another socket holds the port without SO_REUSEPORT, or belongs to another user)"
 	if !errors.Is(err, unix.EADDRINUSE) || err.Error() != want {
 		t.Fatalf("Bind with reusePort onto a plain socket = %v, want %q", err, want)
@@ -465,9 +289,9 @@ func TestBindReusePort(t *testing.T) {
 }
 
 func TestBindPortInUse(t *testing.T) {
-	l := mustBindListen(t, "127.0.0.1:0", false)
+	l := mustBind(t, "127.0.0.1:0", false)
 	for _, s := range []string{fmt.Sprintf("127.0.0.1:%d", l.Port()), fmt.Sprintf("tcp4://:%d", l.Port())} {
-		sp := mustParseListen(t, s)
+		sp := mustParse(t, s)
 		_, err := sp.Bind(16, false)
 		var be *BindError
 		if !errors.As(err, &be) || be.Op != "bind" || !errors.Is(err, unix.EADDRINUSE) {
@@ -479,7 +303,7 @@ func TestBindPortInUse(t *testing.T) {
 		}
 	}
 	// An address no interface has.
-	_, err := mustParseListen(t, "192.0.2.1:0").Bind(0, false)
+	_, err := mustParse(t, "192.0.2.1:0").Bind(0, false)
 	if want := "listen tcp://192.0.2.1:0: cannot assign requested address (no network interface of this host has that address)"; !errors.Is(err, unix.EADDRNOTAVAIL) || err.Error() != want {
 		t.Errorf("Bind to a foreign address = %v, want %q", err, want)
 	}
@@ -496,10 +320,10 @@ func TestBindAsNobody(t *testing.T) {
 	op, arg, _ := strings.Cut(os.Getenv(bindChildEnv), " ")
 	switch op {
 	case "port":
-		_, err := mustParseListen(t, arg).Bind(0, false)
+		_, err := mustParse(t, arg).Bind(0, false)
 		fmt.Printf("uid=%d eacces=%v err=%v\n", os.Getuid(), errors.Is(err, unix.EACCES), err)
 	case "chown":
-		sp := mustParseListen(t, unixListenURL(arg)+"?owner=0")
+		sp := mustParse(t, unixListenURL(arg)+"?owner=0")
 		_, err := sp.Bind(0, false)
 		_, serr := os.Lstat(arg)
 		fmt.Printf("uid=%d eperm=%v left=%v err=%v\n", os.Getuid(), errors.Is(err, unix.EPERM), serr == nil, err)
@@ -528,7 +352,7 @@ func asNobody(t *testing.T, job func(dir string) string, newNet bool) string {
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, "cluster.test")
+	bin := filepath.Join(dir, "listen.test")
 	data, err := os.ReadFile(exe)
 	if err != nil {
 		t.Fatal(err)
@@ -582,7 +406,7 @@ func TestBindUnixFailureAfterBind(t *testing.T) {
 }
 
 // unixListenURL writes p as a HERD_LISTEN address.
-func unixListenURL(p string) string { return ListenSpec{Network: "unix", Address: p}.String() }
+func unixListenURL(p string) string { return Spec{Network: "unix", Address: p}.String() }
 
 // tempSocketPath returns a socket path in a fresh directory.
 func tempSocketPath(t *testing.T) string {
@@ -611,7 +435,7 @@ func isSocketFile(p string) bool {
 func TestBindUnix(t *testing.T) {
 	t.Run("accepts, non-blocking, Close removes the file", func(t *testing.T) {
 		p := tempSocketPath(t)
-		l := mustBindListen(t, unixListenURL(p), false)
+		l := mustBind(t, unixListenURL(p), false)
 		if a, ok := l.Addr.(*net.UnixAddr); !ok || a.Name != p || l.Port() != 0 {
 			t.Fatalf("Addr %#v Port %d", l.Addr, l.Port())
 		}
@@ -631,7 +455,7 @@ func TestBindUnix(t *testing.T) {
 	})
 	t.Run("mode", func(t *testing.T) {
 		p := tempSocketPath(t)
-		mustBindListen(t, unixListenURL(p)+"?mode=0604", false)
+		mustBind(t, unixListenURL(p)+"?mode=0604", false)
 		fi, err := os.Lstat(p)
 		if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o604 {
 			t.Fatalf("socket file %v, %v: want a socket with mode 0604", fi.Mode(), err)
@@ -642,7 +466,7 @@ func TestBindUnix(t *testing.T) {
 			listenLacking(t, "chown needs root")
 		}
 		p := tempSocketPath(t)
-		l := mustBindListen(t, unixListenURL(p)+"?owner=65534&group=65534&mode=0660", false)
+		l := mustBind(t, unixListenURL(p)+"?owner=65534&group=65534&mode=0660", false)
 		var st unix.Stat_t
 		if err := unix.Lstat(p, &st); err != nil {
 			t.Fatal(err)
@@ -654,7 +478,7 @@ func TestBindUnix(t *testing.T) {
 	})
 	t.Run("owner unchanged when it is already the owner", func(t *testing.T) {
 		p := tempSocketPath(t)
-		sp := mustParseListen(t, unixListenURL(p))
+		sp := mustParse(t, unixListenURL(p))
 		sp.UID, sp.GID = os.Geteuid(), os.Getegid()
 		l, err := sp.Bind(0, false)
 		if err != nil {
@@ -662,16 +486,21 @@ func TestBindUnix(t *testing.T) {
 		}
 		l.Close()
 	})
+}
+
+// TestBindUnixStale: a socket file nobody accepts on is replaced; one a
+// process serves stays.
+func TestBindUnixStale(t *testing.T) {
 	t.Run("stale socket removed", func(t *testing.T) {
 		p := tempSocketPath(t)
 		leaveStaleSocket(t, p)
-		l := mustBindListen(t, unixListenURL(p), false)
+		l := mustBind(t, unixListenURL(p), false)
 		roundTripConn(t, l, "unix", p)
 	})
 	t.Run("live socket kept", func(t *testing.T) {
 		p := tempSocketPath(t)
-		live := mustBindListen(t, unixListenURL(p), false)
-		sp := mustParseListen(t, unixListenURL(p))
+		live := mustBind(t, unixListenURL(p), false)
+		sp := mustParse(t, unixListenURL(p))
 		_, err := sp.Bind(0, false)
 		want := "listen " + unixListenURL(p) + ": address already in use (a process accepts connections on it)"
 		if !errors.Is(err, unix.EADDRINUSE) || err == nil || err.Error() != want {
@@ -686,7 +515,7 @@ func TestBindUnix(t *testing.T) {
 	})
 	t.Run("live socket with a full backlog kept", func(t *testing.T) {
 		p := tempSocketPath(t)
-		live, err := mustParseListen(t, unixListenURL(p)).Bind(1, false)
+		live, err := mustParse(t, unixListenURL(p)).Bind(1, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -698,7 +527,7 @@ func TestBindUnix(t *testing.T) {
 			unix.Connect(fd, &unix.SockaddrUnix{Name: p})
 		}
 		done := make(chan error, 1)
-		go func() { _, err := mustParseListen(t, unixListenURL(p)).Bind(0, false); done <- err }()
+		go func() { _, err := mustParse(t, unixListenURL(p)).Bind(0, false); done <- err }()
 		select {
 		case err := <-done:
 			if !errors.Is(err, unix.EADDRINUSE) {
@@ -708,12 +537,17 @@ func TestBindUnix(t *testing.T) {
 			t.Fatal("Bind blocked probing a socket with a full backlog")
 		}
 	})
+}
+
+// TestBindUnixOtherFiles: Bind and Close leave alone every file that is not
+// a stale socket, or not theirs.
+func TestBindUnixOtherFiles(t *testing.T) {
 	t.Run("regular file kept", func(t *testing.T) {
 		p := tempSocketPath(t)
 		if err := os.WriteFile(p, []byte("data"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, err := mustParseListen(t, unixListenURL(p)).Bind(0, false)
+		_, err := mustParse(t, unixListenURL(p)).Bind(0, false)
 		want := "listen " + unixListenURL(p) + ": address already in use (" + p + " is a regular file, not a socket; herd removes only stale sockets)"
 		if !errors.Is(err, unix.EADDRINUSE) || err.Error() != want {
 			t.Fatalf("Bind over a regular file = %v, want %q", err, want)
@@ -729,7 +563,7 @@ func TestBindUnix(t *testing.T) {
 		if err := os.Symlink(target, p); err != nil {
 			t.Fatal(err)
 		}
-		_, err := mustParseListen(t, unixListenURL(p)).Bind(0, false)
+		_, err := mustParse(t, unixListenURL(p)).Bind(0, false)
 		if !errors.Is(err, unix.EADDRINUSE) || !strings.Contains(err.Error(), "is a symbolic link, not a socket") {
 			t.Fatalf("Bind over a symlink = %v", err)
 		}
@@ -739,7 +573,7 @@ func TestBindUnix(t *testing.T) {
 	})
 	t.Run("Close leaves a file that replaced the socket", func(t *testing.T) {
 		p := tempSocketPath(t)
-		l, err := mustParseListen(t, unixListenURL(p)).Bind(0, false)
+		l, err := mustParse(t, unixListenURL(p)).Bind(0, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -752,9 +586,12 @@ func TestBindUnix(t *testing.T) {
 			t.Fatal("Close removed a socket file it did not create")
 		}
 	})
+}
+
+func TestBindUnixErrors(t *testing.T) {
 	t.Run("missing directory", func(t *testing.T) {
 		p := filepath.Join(t.TempDir(), "no", "app.sock")
-		_, err := mustParseListen(t, unixListenURL(p)).Bind(0, false)
+		_, err := mustParse(t, unixListenURL(p)).Bind(0, false)
 		want := "listen " + unixListenURL(p) + ": no such file or directory (directory " + filepath.Dir(p) + " does not exist)"
 		if !errors.Is(err, unix.ENOENT) || err.Error() != want {
 			t.Fatalf("Bind = %v, want %q", err, want)
@@ -762,7 +599,7 @@ func TestBindUnix(t *testing.T) {
 	})
 	t.Run("reusePort refused", func(t *testing.T) {
 		p := tempSocketPath(t)
-		_, err := mustParseListen(t, unixListenURL(p)).Bind(0, true)
+		_, err := mustParse(t, unixListenURL(p)).Bind(0, true)
 		if err == nil || !strings.Contains(err.Error(), "unix sockets cannot share a path: SO_REUSEPORT works for TCP only") {
 			t.Fatalf("Bind with reusePort = %v", err)
 		}
@@ -784,7 +621,7 @@ func countOpenFDs(t *testing.T) int {
 
 func TestBindAll(t *testing.T) {
 	dir := t.TempDir()
-	specs, err := ParseListen("127.0.0.1:0, unix://" + dir + "/a.sock")
+	specs, err := Parse("127.0.0.1:0, unix://" + dir + "/a.sock")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -809,7 +646,7 @@ func TestBindAll(t *testing.T) {
 func TestBindAllClosesOnFailure(t *testing.T) {
 	// A free port to bind by number, so that the test can check it is
 	// released.
-	probe := mustBindListen(t, "127.0.0.1:0", false)
+	probe := mustBind(t, "127.0.0.1:0", false)
 	port := probe.Port()
 	probe.Close()
 
@@ -818,7 +655,7 @@ func TestBindAllClosesOnFailure(t *testing.T) {
 	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	specs, err := ParseListen(fmt.Sprintf("127.0.0.1:%d, unix://%s/a.sock, unix://%s", port, dir, blocker))
+	specs, err := Parse(fmt.Sprintf("127.0.0.1:%d, unix://%s/a.sock, unix://%s", port, dir, blocker))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -837,5 +674,5 @@ func TestBindAllClosesOnFailure(t *testing.T) {
 		t.Fatal("a.sock left behind")
 	}
 	// The port is free again.
-	mustBindListen(t, fmt.Sprintf("127.0.0.1:%d", port), false)
+	mustBind(t, fmt.Sprintf("127.0.0.1:%d", port), false)
 }

@@ -1,6 +1,6 @@
 //go:build linux && (386 || arm)
 
-package cluster
+package listen
 
 import "golang.org/x/sys/unix"
 

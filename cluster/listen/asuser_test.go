@@ -1,4 +1,4 @@
-package cluster
+package listen
 
 import (
 	"errors"
@@ -142,35 +142,33 @@ func TestAsUserThreadsDiscarded(t *testing.T) {
 	}
 }
 
-// TestBindAsWorker: what the kernel refuses a worker's user, bindAs
+// TestBindAsWorker: what the kernel refuses a worker's user, BindAs
 // refuses; what it allows belongs to that user.
 func TestBindAsWorker(t *testing.T) {
 	requireRoot(t)
 	t.Run("privileged port", func(t *testing.T) {
 		port := privilegedPort(t)
-		sp := mustParseListen(t, "127.0.0.1:"+strconv.Itoa(port))
-		if _, err := sp.bindAs(nobodyCred, 0, false); !errors.Is(err, unix.EACCES) {
-			t.Errorf("bindAs nobody: %v, want EACCES", err)
+		sp := mustParse(t, "127.0.0.1:"+strconv.Itoa(port))
+		if _, err := sp.BindAs(nobodyCred, 0, false); !errors.Is(err, unix.EACCES) {
+			t.Errorf("BindAs nobody: %v, want EACCES", err)
 		}
-		l, err := sp.bindAs(nil, 0, false)
+		l, err := sp.BindAs(nil, 0, false)
 		if err != nil {
-			t.Fatalf("bindAs herd: %v", err)
+			t.Fatalf("BindAs herd: %v", err)
 		}
 		l.Close()
-		if _, err := asUser(nobodyCred, func() (int, error) {
-			return bindUDP(query{family: "udp4", address: "127.0.0.1", port: port, fd: -1})
-		}); !errors.Is(err, unix.EACCES) {
+		if _, err := BindUDP(nobodyCred, "udp4", "127.0.0.1", port); !errors.Is(err, unix.EACCES) {
 			t.Errorf("UDP as nobody: %v, want EACCES", err)
 		}
 	})
 	t.Run("reuseport group of the workers' user", func(t *testing.T) {
-		a, err := mustParseListen(t, "127.0.0.1:0").bindAs(nobodyCred, 0, true)
+		a, err := mustParse(t, "127.0.0.1:0").BindAs(nobodyCred, 0, true)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer a.Close()
-		sp := mustParseListen(t, "127.0.0.1:"+strconv.Itoa(a.Port()))
-		b, err := sp.bindAs(nobodyCred, 0, true)
+		sp := mustParse(t, "127.0.0.1:"+strconv.Itoa(a.Port()))
+		b, err := sp.BindAs(nobodyCred, 0, true)
 		if err != nil {
 			t.Fatalf("second socket of the group: %v", err)
 		}
@@ -187,6 +185,12 @@ func TestBindAsWorker(t *testing.T) {
 		a.Close()
 		roundTripConn(t, b, "tcp4", sp.Address)
 	})
+}
+
+// TestBindAsWorkerUnix: a unix socket BindAs makes is created, owned and
+// removed as the workers' user.
+func TestBindAsWorkerUnix(t *testing.T) {
+	requireRoot(t)
 	t.Run("unix", func(t *testing.T) {
 		root, err := os.MkdirTemp("", "herd-asuser-")
 		if err != nil {
@@ -203,14 +207,14 @@ func TestBindAsWorker(t *testing.T) {
 		if err := os.Chown(open, 65534, 65534); err != nil {
 			t.Fatal(err)
 		}
-		closed := mustParseListen(t, unixListenURL(filepath.Join(root, "app.sock")))
-		if _, err := closed.bindAs(nobodyCred, 0, false); !errors.Is(err, unix.EACCES) {
+		closed := mustParse(t, unixListenURL(filepath.Join(root, "app.sock")))
+		if _, err := closed.BindAs(nobodyCred, 0, false); !errors.Is(err, unix.EACCES) {
 			t.Errorf("socket in root's 0755 directory: %v, want EACCES", err)
 		}
 		p := filepath.Join(open, "app.sock")
-		sp := mustParseListen(t, unixListenURL(p))
+		sp := mustParse(t, unixListenURL(p))
 		sp.Mode = 0o666
-		l, err := sp.bindAs(nobodyCred, 0, false)
+		l, err := sp.BindAs(nobodyCred, 0, false)
 		if err != nil {
 			t.Fatal(err)
 		}

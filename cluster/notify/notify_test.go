@@ -1,4 +1,4 @@
-package cluster
+package notify
 
 import (
 	"errors"
@@ -37,13 +37,13 @@ sys.stdin.read()
 
 // listenNotify opens a notify socket and runs it; the socket is closed and
 // Run's return checked at cleanup.
-func listenNotify(t *testing.T, name string) (*NotifySocket, <-chan NotifyMessage) {
+func listenNotify(t *testing.T, name string) (*Socket, <-chan Message) {
 	t.Helper()
-	n, err := ListenNotify(name)
+	n, err := Listen(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make(chan NotifyMessage, 16)
+	out := make(chan Message, 16)
 	done := make(chan error, 1)
 	go func() { done <- n.Run(out) }()
 	t.Cleanup(func() {
@@ -91,7 +91,7 @@ func sendNotify(t *testing.T, addr string, payload string, oob []byte) {
 	}
 }
 
-func recvNotify(t *testing.T, out <-chan NotifyMessage) NotifyMessage {
+func recvNotify(t *testing.T, out <-chan Message) Message {
 	t.Helper()
 	select {
 	case m := <-out:
@@ -99,7 +99,7 @@ func recvNotify(t *testing.T, out <-chan NotifyMessage) NotifyMessage {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no notify message within 10s")
 	}
-	return NotifyMessage{}
+	return Message{}
 }
 
 func TestNotifyAbstract(t *testing.T) {
@@ -143,8 +143,8 @@ func TestNotifyNames(t *testing.T) {
 		t.Errorf("message = %+v, want stopping", m)
 	}
 	for _, bad := range []string{"relative.sock", "/" + strings.Repeat("x", 200)} {
-		if _, err := ListenNotify(bad); err == nil {
-			t.Errorf("ListenNotify(%q) succeeded, want an error", bad)
+		if _, err := Listen(bad); err == nil {
+			t.Errorf("Listen(%q) succeeded, want an error", bad)
 		}
 	}
 }
@@ -195,8 +195,8 @@ func TestNotifyPathStale(t *testing.T) {
 	}
 
 	// A live socket belongs to someone else.
-	if _, err := ListenNotify(stale); err == nil || !strings.Contains(err.Error(), "in use") {
-		t.Errorf("ListenNotify over a live socket: %v, want an in-use error", err)
+	if _, err := Listen(stale); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("Listen over a live socket: %v, want an in-use error", err)
 	}
 	n.Close()
 
@@ -205,16 +205,16 @@ func TestNotifyPathStale(t *testing.T) {
 	if err := os.WriteFile(file, []byte("keep"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ListenNotify(file); err == nil {
-		t.Error("ListenNotify over a regular file succeeded")
+	if _, err := Listen(file); err == nil {
+		t.Error("Listen over a regular file succeeded")
 	}
 	if data, err := os.ReadFile(file); err != nil || string(data) != "keep" {
-		t.Errorf("regular file after ListenNotify: %q, %v; want it untouched", data, err)
+		t.Errorf("regular file after Listen: %q, %v; want it untouched", data, err)
 	}
 
 	// Close removes only the file it bound: a socket that replaced it stays.
 	path := filepath.Join(dir, "replaced.sock")
-	n2, err := ListenNotify(path)
+	n2, err := Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestNotifySystemdNotify(t *testing.T) {
 	t.Logf("systemd-notify reported pid %d (worker sh %d), lineage %v", m.Pid, worker.Process.Pid, m.Lineage)
 }
 
-func waitDropped(t *testing.T, n *NotifySocket, want uint64) {
+func waitDropped(t *testing.T, n *Socket, want uint64) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		if n.Dropped() == want {
@@ -336,9 +336,9 @@ func TestNotifyDropped(t *testing.T) {
 		"garbage",
 		"=1\nno equals sign",
 		"READY=1\x00STATUS=x",
-		"STATUS=" + strings.Repeat("z", notifyMaxPayload-len("STATUS=")+1), // one byte too long
-		"STATUS=" + strings.Repeat("y", 64*1024),                           // far too long
-		"READY=1" + strings.Repeat("\n", notifyMaxPayload),                 // too long by padding
+		"STATUS=" + strings.Repeat("z", maxPayload-len("STATUS=")+1), // one byte too long
+		"STATUS=" + strings.Repeat("y", 64*1024),                     // far too long
+		"READY=1" + strings.Repeat("\n", maxPayload),                 // too long by padding
 		"READY=1\n\x00\n",        // NUL not at the end
 		strings.Repeat("\n", 10), // nothing but newlines
 		"\r\n",                   // still nothing
@@ -348,10 +348,10 @@ func TestNotifyDropped(t *testing.T) {
 		waitDropped(t, n, uint64(i+1))
 	}
 	// The receiver keeps going, and the largest datagram passes.
-	biggest := "STATUS=" + strings.Repeat("s", notifyMaxPayload-len("STATUS="))
+	biggest := "STATUS=" + strings.Repeat("s", maxPayload-len("STATUS="))
 	sendNotify(t, n.Addr(), biggest, nil)
-	if m := recvNotify(t, out); len(m.Status) != notifyMaxPayload-len("STATUS=") {
-		t.Errorf("status of %d bytes, want %d", len(m.Status), notifyMaxPayload-len("STATUS="))
+	if m := recvNotify(t, out); len(m.Status) != maxPayload-len("STATUS=") {
+		t.Errorf("status of %d bytes, want %d", len(m.Status), maxPayload-len("STATUS="))
 	}
 	sendNotify(t, n.Addr(), "READY=1\x00", nil) // one trailing NUL is allowed
 	if m := recvNotify(t, out); !m.Ready {
@@ -425,7 +425,7 @@ func TestNotifyClosesFDs(t *testing.T) {
 // Datagrams the kernel would only hand over in odd cases: no credentials,
 // pid 0 (a sender outside herd's pid namespace), truncated control data.
 func TestNotifyDecode(t *testing.T) {
-	n := &NotifySocket{proc: fstest.MapFS{}}
+	n := &Socket{proc: fstest.MapFS{}}
 	creds := func(pid int32) []byte { return unix.UnixCredentials(&unix.Ucred{Pid: pid}) }
 	dupNull := func() int {
 		f, err := os.Open("/dev/null")
@@ -445,14 +445,14 @@ func TestNotifyDecode(t *testing.T) {
 		flags   int
 		wantErr error
 	}{
-		{"no control data", func() ([]byte, int) { return nil, -1 }, 0, errNotifyNoCreds},
-		{"pid 0", func() ([]byte, int) { return creds(0), -1 }, 0, errNotifyNoCreds},
-		{"fd without creds", func() ([]byte, int) { fd := dupNull(); return unix.UnixRights(fd), fd }, 0, errNotifyNoCreds},
+		{"no control data", func() ([]byte, int) { return nil, -1 }, 0, errNoCreds},
+		{"pid 0", func() ([]byte, int) { return creds(0), -1 }, 0, errNoCreds},
+		{"fd without creds", func() ([]byte, int) { fd := dupNull(); return unix.UnixRights(fd), fd }, 0, errNoCreds},
 		{"truncated control", func() ([]byte, int) {
 			fd := dupNull()
 			return append(creds(42), unix.UnixRights(fd)...), fd
-		}, unix.MSG_CTRUNC, errNotifyTruncated},
-		{"truncated payload", func() ([]byte, int) { return creds(42), -1 }, unix.MSG_TRUNC, errNotifyTooLong},
+		}, unix.MSG_CTRUNC, errTruncated},
+		{"truncated payload", func() ([]byte, int) { return creds(42), -1 }, unix.MSG_TRUNC, errTooLong},
 		{"good with fd", func() ([]byte, int) {
 			fd := dupNull()
 			return append(creds(42), unix.UnixRights(fd)...), fd
@@ -515,11 +515,11 @@ func TestNotifyBurst(t *testing.T) {
 func TestNotifyCloseStopsRun(t *testing.T) {
 	for _, drain := range []bool{true, false} {
 		t.Run(fmt.Sprintf("drained=%v", drain), func(t *testing.T) {
-			n, err := ListenNotify("")
+			n, err := Listen("")
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := make(chan NotifyMessage) // unbuffered: undrained, Run blocks on it
+			out := make(chan Message) // unbuffered: undrained, Run blocks on it
 			done := make(chan error, 1)
 			go func() { done <- n.Run(out) }()
 			sendNotify(t, n.Addr(), "READY=1", nil)
@@ -543,53 +543,53 @@ func TestNotifyCloseStopsRun(t *testing.T) {
 	}
 }
 
-func TestParseNotify(t *testing.T) {
+func TestParse(t *testing.T) {
 	for _, tc := range []struct {
 		payload string
-		want    NotifyMessage
+		want    Message
 		err     error
 	}{
-		{payload: "READY=1", want: NotifyMessage{Ready: true, Fields: map[string]string{"READY": "1"}}},
-		{payload: "READY=1\nSTATUS=serving\n", want: NotifyMessage{Ready: true, Status: "serving", HasStatus: true,
+		{payload: "READY=1", want: Message{Ready: true, Fields: map[string]string{"READY": "1"}}},
+		{payload: "READY=1\nSTATUS=serving\n", want: Message{Ready: true, Status: "serving", HasStatus: true,
 			Fields: map[string]string{"READY": "1", "STATUS": "serving"}}},
-		{payload: "READY=0", want: NotifyMessage{Fields: map[string]string{"READY": "0"}}},
-		{payload: "STOPPING=1\n", want: NotifyMessage{Stopping: true, Fields: map[string]string{"STOPPING": "1"}}},
-		{payload: "RELOADING=1\nMONOTONIC_USEC=123\n", want: NotifyMessage{Reloading: true,
+		{payload: "READY=0", want: Message{Fields: map[string]string{"READY": "0"}}},
+		{payload: "STOPPING=1\n", want: Message{Stopping: true, Fields: map[string]string{"STOPPING": "1"}}},
+		{payload: "RELOADING=1\nMONOTONIC_USEC=123\n", want: Message{Reloading: true,
 			Fields: map[string]string{"RELOADING": "1", "MONOTONIC_USEC": "123"}}},
-		{payload: "WATCHDOG=1", want: NotifyMessage{Watchdog: true, Fields: map[string]string{"WATCHDOG": "1"}}},
-		{payload: "WATCHDOG=trigger", want: NotifyMessage{WatchdogTrigger: true, Fields: map[string]string{"WATCHDOG": "trigger"}}},
-		{payload: "MAINPID=4711", want: NotifyMessage{MainPID: 4711, Fields: map[string]string{"MAINPID": "4711"}}},
-		{payload: "MAINPID=-3", want: NotifyMessage{Fields: map[string]string{"MAINPID": "-3"}}},
-		{payload: "STATUS=", want: NotifyMessage{HasStatus: true, Fields: map[string]string{"STATUS": ""}}},
+		{payload: "WATCHDOG=1", want: Message{Watchdog: true, Fields: map[string]string{"WATCHDOG": "1"}}},
+		{payload: "WATCHDOG=trigger", want: Message{WatchdogTrigger: true, Fields: map[string]string{"WATCHDOG": "trigger"}}},
+		{payload: "MAINPID=4711", want: Message{MainPID: 4711, Fields: map[string]string{"MAINPID": "4711"}}},
+		{payload: "MAINPID=-3", want: Message{Fields: map[string]string{"MAINPID": "-3"}}},
+		{payload: "STATUS=", want: Message{HasStatus: true, Fields: map[string]string{"STATUS": ""}}},
 		// The value is everything after the first '=', literally.
-		{payload: "STATUS=a=b \\n c", want: NotifyMessage{Status: "a=b \\n c", HasStatus: true,
+		{payload: "STATUS=a=b \\n c", want: Message{Status: "a=b \\n c", HasStatus: true,
 			Fields: map[string]string{"STATUS": "a=b \\n c"}}},
 		// Last value wins; keys are case-sensitive and kept as sent.
-		{payload: "STATUS=one\nSTATUS=two\nready=1", want: NotifyMessage{Status: "two", HasStatus: true,
+		{payload: "STATUS=one\nSTATUS=two\nready=1", want: Message{Status: "two", HasStatus: true,
 			Fields: map[string]string{"STATUS": "two", "ready": "1"}}},
 		// '\r' separates too (systemd splits on "\n\r"); empty lines are skipped.
-		{payload: "\n\nREADY=1\r\nSTATUS=x\r\r\n", want: NotifyMessage{Ready: true, Status: "x", HasStatus: true,
+		{payload: "\n\nREADY=1\r\nSTATUS=x\r\r\n", want: Message{Ready: true, Status: "x", HasStatus: true,
 			Fields: map[string]string{"READY": "1", "STATUS": "x"}}},
 		// Lines that are not assignments are skipped, as systemd does.
-		{payload: "READY=1\ngarbage\n=nokey\n", want: NotifyMessage{Ready: true, Ignored: 2,
+		{payload: "READY=1\ngarbage\n=nokey\n", want: Message{Ready: true, Ignored: 2,
 			Fields: map[string]string{"READY": "1"}}},
 		// One trailing NUL is allowed.
-		{payload: "READY=1\n\x00", want: NotifyMessage{Ready: true, Fields: map[string]string{"READY": "1"}}},
+		{payload: "READY=1\n\x00", want: Message{Ready: true, Fields: map[string]string{"READY": "1"}}},
 		// STATUS that is not UTF-8 is ignored (systemd too); the field stays.
-		{payload: "READY=1\nSTATUS=\xff\xfe", want: NotifyMessage{Ready: true, Ignored: 1,
+		{payload: "READY=1\nSTATUS=\xff\xfe", want: Message{Ready: true, Ignored: 1,
 			Fields: map[string]string{"READY": "1", "STATUS": "\xff\xfe"}}},
-		{payload: "", err: errNotifyEmpty},
-		{payload: "\n\r\n", err: errNotifyEmpty},
-		{payload: "garbage", err: errNotifyEmpty},
-		{payload: "=1", err: errNotifyEmpty},
-		{payload: "\x00", err: errNotifyEmpty},
-		{payload: "READY=1\x00\x00", err: errNotifyNUL},
-		{payload: "READY=\x001", err: errNotifyNUL},
-		{payload: "STATUS=" + strings.Repeat("x", notifyMaxPayload), err: errNotifyTooLong},
+		{payload: "", err: errEmpty},
+		{payload: "\n\r\n", err: errEmpty},
+		{payload: "garbage", err: errEmpty},
+		{payload: "=1", err: errEmpty},
+		{payload: "\x00", err: errEmpty},
+		{payload: "READY=1\x00\x00", err: errNUL},
+		{payload: "READY=\x001", err: errNUL},
+		{payload: "STATUS=" + strings.Repeat("x", maxPayload), err: errTooLong},
 	} {
-		got, err := ParseNotify([]byte(tc.payload))
+		got, err := parse([]byte(tc.payload))
 		if !errors.Is(err, tc.err) {
-			t.Errorf("ParseNotify(%q) error = %v, want %v", tc.payload, err, tc.err)
+			t.Errorf("parse(%q) error = %v, want %v", tc.payload, err, tc.err)
 			continue
 		}
 		if err != nil {
@@ -599,21 +599,21 @@ func TestParseNotify(t *testing.T) {
 		got.Fields, tc.want.Fields = nil, nil
 		if !maps.Equal(gotFields, wantFields) || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", tc.want) {
 			got.Fields, tc.want.Fields = gotFields, wantFields
-			t.Errorf("ParseNotify(%q) =\n %+v\nwant\n %+v", tc.payload, got, tc.want)
+			t.Errorf("parse(%q) =\n %+v\nwant\n %+v", tc.payload, got, tc.want)
 		}
 	}
 }
 
-func FuzzParseNotify(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{"READY=1\nSTATUS=serving\n", "WATCHDOG=trigger", "=\n=", "\x00", "A=\xff\r\nB", "MAINPID=99999999999999999999"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		m, err := ParseNotify(payload)
+		m, err := parse(payload)
 		if err != nil {
 			return
 		}
-		if len(m.Fields) == 0 || len(payload) > notifyMaxPayload {
+		if len(m.Fields) == 0 || len(payload) > maxPayload {
 			t.Fatalf("accepted %q: %+v", payload, m)
 		}
 		for k, v := range m.Fields {
@@ -621,8 +621,8 @@ func FuzzParseNotify(f *testing.F) {
 				t.Fatalf("bad field %q=%q from %q", k, v, payload)
 			}
 		}
-		if m.Ready != (m.Fields[notifyReady] == notifyOn) || m.WatchdogTrigger != (m.Fields[notifyWatchdog] == notifyTrigger) ||
-			(m.HasStatus && m.Status != m.Fields[notifyStatus]) || m.MainPID < 0 || m.Pid != 0 || m.Lineage != nil {
+		if m.Ready != (m.Fields[keyReady] == valueOn) || m.WatchdogTrigger != (m.Fields[keyWatchdog] == valueTrigger) ||
+			(m.HasStatus && m.Status != m.Fields[keyStatus]) || m.MainPID < 0 || m.Pid != 0 || m.Lineage != nil {
 			t.Fatalf("inconsistent message from %q: %+v", payload, m)
 		}
 	})
@@ -681,22 +681,22 @@ func TestAttribute(t *testing.T) {
 	if got := lineage(fsys, 99); got != nil {
 		t.Errorf("lineage(gone) = %v, want nil", got)
 	}
-	if got := lineage(fsys, 140); len(got) != notifyMaxAncestors+1 || got[0] != 140 || got[notifyMaxAncestors] != 108 {
-		t.Errorf("lineage(140) = %v, want 140 and %d ancestors", got, notifyMaxAncestors)
+	if got := lineage(fsys, 140); len(got) != maxAncestors+1 || got[0] != 140 || got[maxAncestors] != 108 {
+		t.Errorf("lineage(140) = %v, want 140 and %d ancestors", got, maxAncestors)
 	}
 	if got := lineage(fsys, 61); !slices.Equal(got, []int{61, 60}) {
 		t.Errorf("lineage(61) = %v, want [61 60]", got)
 	}
 
-	m := NotifyMessage{Pid: 13, Lineage: []int{13, 12, 11, 10, 1}}
+	m := Message{Pid: 13, Lineage: []int{13, 12, 11, 10, 1}}
 	if w, ok := m.Worker(workers); !ok || w != 10 {
 		t.Errorf("Worker() = %d, %v; want 10", w, ok)
 	}
-	m = NotifyMessage{Pid: 20}
+	m = Message{Pid: 20}
 	if w, ok := m.Worker(workers); !ok || w != 20 {
 		t.Errorf("Worker() without lineage = %d, %v; want 20", w, ok)
 	}
-	m = NotifyMessage{Pid: 13}
+	m = Message{Pid: 13}
 	if _, ok := m.Worker(workers); ok {
 		t.Error("Worker() without lineage for a non-worker: ok, want false")
 	}

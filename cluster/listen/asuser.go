@@ -1,15 +1,26 @@
-package cluster
+package listen
 
 import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strconv"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
+
+// BindAs is Bind with the rights of a worker running as cred (asUser): the
+// kernel refuses what that worker could not bind itself, and the socket,
+// and a unix socket's file, belong to cred's user; Close removes that file
+// as the same user. nil, or a cred whose uid is 0, binds as herd.
+func (sp Spec) BindAs(cred *syscall.Credential, backlog int, reusePort bool) (*Listener, error) {
+	l, err := asUser(cred, func() (*Listener, error) { return sp.Bind(backlog, reusePort) })
+	if l != nil {
+		l.cred = cred
+	}
+	return l, err
+}
 
 // asUser runs f with the rights a worker running as cred has: f's system
 // calls create sockets and files, and the kernel judges them (a port below
@@ -28,8 +39,9 @@ import (
 // effective and saved ids stay herd's (file-system ids, not setresuid, for
 // that): no process of cred's user may signal the thread (a signal to any
 // thread of herd is a signal to herd) or trace it while it works, as it
-// could a thread whose ids were its own. The wrappers of package syscall and x/sys/unix (Setgroups, Setuid,
-// Setresuid) cannot be used: they apply to every thread of the process.
+// could a thread whose ids were its own. The wrappers of package syscall
+// and x/sys/unix (Setgroups, Setuid, Setresuid) cannot be used: they apply
+// to every thread of the process.
 //
 // That is safe because the thread never runs anything else and never comes
 // back:
@@ -87,9 +99,10 @@ func asUser[T any](cred *syscall.Credential, f func() (T, error)) (T, error) {
 	return v, err
 }
 
-// errTakeCred is in the error of a thread that could not take the
-// workers' credentials.
-var errTakeCred = errors.New("cannot take the workers' user and groups")
+// ErrCredentials is in the error of BindAs and BindUDP when the thread that
+// binds could not take the workers' credentials; an error of the bind
+// itself, such as the kernel's refusal of their user, does not wrap it.
+var ErrCredentials = errors.New("cannot take the workers' user and groups")
 
 // takeCred gives the calling thread cred's supplementary groups, file-system
 // user and group, and no capabilities (see asUser). The thread must be
@@ -107,7 +120,7 @@ func takeCred(cred *syscall.Credential) (err error) {
 			groups = unsafe.Pointer(&cred.Groups[0])
 		}
 		if _, _, e := unix.RawSyscall(sysSetgroups, uintptr(len(cred.Groups)), uintptr(groups), 0); e != 0 {
-			return fmt.Errorf("%w: setgroups: %w", errTakeCred, e)
+			return fmt.Errorf("%w: setgroups: %w", ErrCredentials, e)
 		}
 	}
 	// setfsgid and setfsuid return the previous id and no error: asking
@@ -115,21 +128,16 @@ func takeCred(cred *syscall.Credential) (err error) {
 	const query = uintptr(^uint32(0))
 	unix.RawSyscall(sysSetfsgid, uintptr(cred.Gid), 0, 0)
 	if got, _, _ := unix.RawSyscall(sysSetfsgid, query, 0, 0); uint32(got) != cred.Gid {
-		return fmt.Errorf("%w: setfsgid %d: %w", errTakeCred, cred.Gid, unix.EPERM)
+		return fmt.Errorf("%w: setfsgid %d: %w", ErrCredentials, cred.Gid, unix.EPERM)
 	}
 	unix.RawSyscall(sysSetfsuid, uintptr(cred.Uid), 0, 0)
 	if got, _, _ := unix.RawSyscall(sysSetfsuid, query, 0, 0); uint32(got) != cred.Uid {
-		return fmt.Errorf("%w: setfsuid %d: %w", errTakeCred, cred.Uid, unix.EPERM)
+		return fmt.Errorf("%w: setfsuid %d: %w", ErrCredentials, cred.Uid, unix.EPERM)
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var caps [2]unix.CapUserData // effective, permitted, inheritable: none
 	if _, _, e := unix.RawSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&caps[0])), 0); e != 0 {
-		return fmt.Errorf("%w: capset: %w", errTakeCred, e)
+		return fmt.Errorf("%w: capset: %w", ErrCredentials, e)
 	}
 	return nil
-}
-
-// credString writes cred as uid:gid, for logs.
-func credString(cred *syscall.Credential) string {
-	return strconv.FormatUint(uint64(cred.Uid), 10) + ":" + strconv.FormatUint(uint64(cred.Gid), 10)
 }
