@@ -55,9 +55,11 @@ func (p *Policy) Set(s string) error {
 	return nil
 }
 
-func (p Policy) String() string                   { return string(p) }
-func (p Policy) MarshalText() ([]byte, error)     { return []byte(p), nil }
-func (p *Policy) UnmarshalText(text []byte) error { return unmarshalText(text, p.Set, func() { *p = "" }) }
+func (p Policy) String() string               { return string(p) }
+func (p Policy) MarshalText() ([]byte, error) { return []byte(p), nil }
+func (p *Policy) UnmarshalText(text []byte) error {
+	return unmarshalText(text, p.Set, func() { *p = "" })
+}
 func (p *Policy) UnmarshalJSON(data []byte) error {
 	return unmarshalScalar(data, p.Set, func() { *p = "" })
 }
@@ -95,9 +97,11 @@ func (r *ReadySignal) Set(s string) error {
 	return nil
 }
 
-func (r ReadySignal) String() string                   { return string(r) }
-func (r ReadySignal) MarshalText() ([]byte, error)     { return []byte(r), nil }
-func (r *ReadySignal) UnmarshalText(text []byte) error { return unmarshalText(text, r.Set, func() { *r = "" }) }
+func (r ReadySignal) String() string               { return string(r) }
+func (r ReadySignal) MarshalText() ([]byte, error) { return []byte(r), nil }
+func (r *ReadySignal) UnmarshalText(text []byte) error {
+	return unmarshalText(text, r.Set, func() { *r = "" })
+}
 func (r *ReadySignal) UnmarshalJSON(data []byte) error {
 	return unmarshalScalar(data, r.Set, func() { *r = "" })
 }
@@ -135,9 +139,11 @@ func (r *Restart) Set(s string) error {
 	return nil
 }
 
-func (r Restart) String() string                   { return string(r) }
-func (r Restart) MarshalText() ([]byte, error)     { return []byte(r), nil }
-func (r *Restart) UnmarshalText(text []byte) error { return unmarshalText(text, r.Set, func() { *r = "" }) }
+func (r Restart) String() string               { return string(r) }
+func (r Restart) MarshalText() ([]byte, error) { return []byte(r), nil }
+func (r *Restart) UnmarshalText(text []byte) error {
+	return unmarshalText(text, r.Set, func() { *r = "" })
+}
 func (r *Restart) UnmarshalJSON(data []byte) error {
 	return unmarshalScalar(data, r.Set, func() { *r = "" })
 }
@@ -176,9 +182,11 @@ func (n *NodeStop) Set(s string) error {
 	return nil
 }
 
-func (n NodeStop) String() string                   { return string(n) }
-func (n NodeStop) MarshalText() ([]byte, error)     { return []byte(n), nil }
-func (n *NodeStop) UnmarshalText(text []byte) error { return unmarshalText(text, n.Set, func() { *n = "" }) }
+func (n NodeStop) String() string               { return string(n) }
+func (n NodeStop) MarshalText() ([]byte, error) { return []byte(n), nil }
+func (n *NodeStop) UnmarshalText(text []byte) error {
+	return unmarshalText(text, n.Set, func() { *n = "" })
+}
 func (n *NodeStop) UnmarshalJSON(data []byte) error {
 	return unmarshalScalar(data, n.Set, func() { *n = "" })
 }
