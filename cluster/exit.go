@@ -24,7 +24,7 @@ func (s *Supervisor) exited(ev exitEvent) {
 	if failure := w.launchFailure(); failure != nil {
 		// The launcher could not execve the command: as when herd itself
 		// cannot, never retried.
-		err := ExplainStart(s.cfg.Path, s.cfg.Dir, failure)
+		err := explainStart(s.cfg.Path, s.cfg.Dir, failure)
 		code, _ := StartErrorCode(err)
 		s.log.Error("cannot start command", "path", s.cfg.Path, "err", err, "code", code)
 		if sl.w == w {

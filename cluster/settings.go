@@ -32,8 +32,8 @@ const (
 	PolicyRR Policy = "rr"
 )
 
-// ParsePolicy accepts rr, none (or its alias shared) and reuseport.
-func ParsePolicy(s string) (Policy, error) {
+// parsePolicy accepts rr, none (or its alias shared) and reuseport.
+func parsePolicy(s string) (Policy, error) {
 	switch s {
 	case "none", "shared":
 		return PolicyNone, nil
@@ -45,9 +45,9 @@ func ParsePolicy(s string) (Policy, error) {
 	return "", fmt.Errorf("must be rr (herd accepts; workers speak Node's cluster protocol), none (alias shared) or reuseport")
 }
 
-// Set reads s as ParsePolicy does, trimmed and in any case.
+// Set reads s as parsePolicy does, trimmed and in any case.
 func (p *Policy) Set(s string) error {
-	v, err := ParsePolicy(strings.ToLower(strings.TrimSpace(s)))
+	v, err := parsePolicy(strings.ToLower(strings.TrimSpace(s)))
 	if err != nil {
 		return err
 	}
@@ -74,12 +74,12 @@ const (
 	// ReadyNotify: only sd_notify READY=1 counts.
 	ReadyNotify ReadySignal = "notify"
 	// ReadyStarted: a worker is listening once its process has run for
-	// StartedAfter, for servers that say nothing.
+	// startedAfter, for servers that say nothing.
 	ReadyStarted ReadySignal = "started"
 )
 
-// ParseReady accepts listening, notify and started.
-func ParseReady(s string) (ReadySignal, error) {
+// parseReady accepts listening, notify and started.
+func parseReady(s string) (ReadySignal, error) {
 	switch r := ReadySignal(s); r {
 	case ReadyListening, ReadyNotify, ReadyStarted:
 		return r, nil
@@ -87,9 +87,9 @@ func ParseReady(s string) (ReadySignal, error) {
 	return "", fmt.Errorf("must be listening, notify or started")
 }
 
-// Set reads s as ParseReady does, trimmed and in any case.
+// Set reads s as parseReady does, trimmed and in any case.
 func (r *ReadySignal) Set(s string) error {
-	v, err := ParseReady(strings.ToLower(strings.TrimSpace(s)))
+	v, err := parseReady(strings.ToLower(strings.TrimSpace(s)))
 	if err != nil {
 		return err
 	}
@@ -119,8 +119,8 @@ const (
 	RestartNever Restart = "never"
 )
 
-// ParseRestart accepts on-failure, always and never.
-func ParseRestart(s string) (Restart, error) {
+// parseRestart accepts on-failure, always and never.
+func parseRestart(s string) (Restart, error) {
 	switch r := Restart(s); r {
 	case RestartOnFailure, RestartAlways, RestartNever:
 		return r, nil
@@ -128,10 +128,10 @@ func ParseRestart(s string) (Restart, error) {
 	return "", fmt.Errorf("must be one of on-failure, always, never")
 }
 
-// Set reads s as ParseRestart does, trimmed; unlike the other words it is
+// Set reads s as parseRestart does, trimmed; unlike the other words it is
 // taken in lower case only, as herd always has.
 func (r *Restart) Set(s string) error {
-	v, err := ParseRestart(strings.TrimSpace(s))
+	v, err := parseRestart(strings.TrimSpace(s))
 	if err != nil {
 		return err
 	}
@@ -163,8 +163,8 @@ const (
 	NodeStopSignal NodeStop = "signal"
 )
 
-// ParseNodeStop accepts disconnect and signal.
-func ParseNodeStop(s string) (NodeStop, error) {
+// parseNodeStop accepts disconnect and signal.
+func parseNodeStop(s string) (NodeStop, error) {
 	switch n := NodeStop(s); n {
 	case NodeStopDisconnect, NodeStopSignal:
 		return n, nil
@@ -172,9 +172,9 @@ func ParseNodeStop(s string) (NodeStop, error) {
 	return "", fmt.Errorf("must be disconnect (Node's disconnect first, the stop signal after HERD_DISCONNECT_GRACE) or signal (the stop signal at once)")
 }
 
-// Set reads s as ParseNodeStop does, trimmed and in any case.
+// Set reads s as parseNodeStop does, trimmed and in any case.
 func (n *NodeStop) Set(s string) error {
-	v, err := ParseNodeStop(strings.ToLower(strings.TrimSpace(s)))
+	v, err := parseNodeStop(strings.ToLower(strings.TrimSpace(s)))
 	if err != nil {
 		return err
 	}

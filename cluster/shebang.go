@@ -22,14 +22,14 @@ import (
 // (BINPRM_BUF_SIZE).
 const maxShebang = 256
 
-// BadInterpreterError is a script that cannot start because of the
+// badInterpreterError is a script that cannot start because of the
 // interpreter its #! line names.
-type BadInterpreterError struct {
+type badInterpreterError struct {
 	Interpreter string
 	Err         error // ENOENT, EACCES, ...
 }
 
-func (e *BadInterpreterError) Error() string {
+func (e *badInterpreterError) Error() string {
 	msg := "bad interpreter " + e.Interpreter + ": " + e.Err.Error()
 	if strings.HasSuffix(e.Interpreter, "\r") {
 		msg += " (the #! line ends in a carriage return: the script has DOS line endings)"
@@ -37,18 +37,18 @@ func (e *BadInterpreterError) Error() string {
 	return msg
 }
 
-func (e *BadInterpreterError) Unwrap() error { return e.Err }
+func (e *badInterpreterError) Unwrap() error { return e.Err }
 
 // errNeedsMissing is ENOENT from an interpreter that exists: a file it needs
 // to start (its ELF interpreter, or its own #! interpreter) is missing.
 var errNeedsMissing = fmt.Errorf("%w (it exists, but a file it needs to start does not)", syscall.ENOENT)
 
-// Shebang reads the interpreter that a #! line at the start of r names, as
+// shebang reads the interpreter that a #! line at the start of r names, as
 // the kernel parses it: "#!", optional blanks, then the path up to a blank,
 // a NUL or the end of the line. It reads at most the kernel's 256 bytes. ok
 // is false when r does not start with "#!" or when the line names no
 // interpreter the kernel would run (none, or one cut off by its buffer).
-func Shebang(r io.Reader) (interp string, ok bool) {
+func shebang(r io.Reader) (interp string, ok bool) {
 	buf := make([]byte, maxShebang)
 	n, _ := io.ReadFull(r, buf)
 	buf = buf[:n]
@@ -88,7 +88,7 @@ func interpreter(path string) string {
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		return ""
 	}
-	interp, _ := Shebang(f)
+	interp, _ := shebang(f)
 	return interp
 }
 
@@ -106,21 +106,21 @@ func CheckInterpreter(path string) error {
 	if err != nil {
 		var errno syscall.Errno
 		if errors.As(err, &errno) && (errno == syscall.ENOENT || errno == syscall.ENOTDIR) {
-			return &BadInterpreterError{Interpreter: interp, Err: errno}
+			return &badInterpreterError{Interpreter: interp, Err: errno}
 		}
 		return nil
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		return &BadInterpreterError{Interpreter: interp, Err: syscall.EACCES}
+		return &badInterpreterError{Interpreter: interp, Err: syscall.EACCES}
 	}
 	return nil
 }
 
-// ExplainStart returns err, the failure of execve(path) in directory dir,
-// or a BadInterpreterError when the fault lies with path's #! interpreter:
+// explainStart returns err, the failure of execve(path) in directory dir,
+// or a badInterpreterError when the fault lies with path's #! interpreter:
 // ENOENT although path can be opened, or EACCES although path is
 // executable and its interpreter is not.
-func ExplainStart(path, dir string, err error) error {
+func explainStart(path, dir string, err error) error {
 	var errno syscall.Errno
 	if !errors.As(err, &errno) || (errno != syscall.ENOENT && errno != syscall.EACCES) {
 		return err
@@ -135,15 +135,15 @@ func ExplainStart(path, dir string, err error) error {
 	}
 	if errno == syscall.ENOENT {
 		if _, serr := os.Stat(at); serr == nil {
-			return &BadInterpreterError{Interpreter: interp, Err: errNeedsMissing}
+			return &badInterpreterError{Interpreter: interp, Err: errNeedsMissing}
 		}
-		return &BadInterpreterError{Interpreter: interp, Err: errno}
+		return &badInterpreterError{Interpreter: interp, Err: errno}
 	}
 	if executable(path) != nil {
 		return err // the script itself
 	}
 	if ierr := executable(at); ierr != nil {
-		return &BadInterpreterError{Interpreter: interp, Err: ierr}
+		return &badInterpreterError{Interpreter: interp, Err: ierr}
 	}
 	return err
 }

@@ -34,9 +34,9 @@ func TestShebang(t *testing.T) {
 		{" #!/bin/sh\n", "", false},
 		{"\x7fELF\x02\x01\x01", "", false},
 	} {
-		got, ok := Shebang(strings.NewReader(tc.in))
+		got, ok := shebang(strings.NewReader(tc.in))
 		if got != tc.want || ok != tc.ok {
-			t.Errorf("Shebang(%.40q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+			t.Errorf("shebang(%.40q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
 }
@@ -55,8 +55,8 @@ func (e *endless) Read(p []byte) (int, error) {
 
 func TestShebangBounded(t *testing.T) {
 	r := &endless{}
-	if got, ok := Shebang(r); got != "/bin/sh" || !ok {
-		t.Errorf("Shebang = %q, %v; want /bin/sh", got, ok)
+	if got, ok := shebang(r); got != "/bin/sh" || !ok {
+		t.Errorf("shebang = %q, %v; want /bin/sh", got, ok)
 	}
 	if r.read > maxShebang {
 		t.Errorf("read %d bytes, want at most %d", r.read, maxShebang)
@@ -91,9 +91,9 @@ func scripts(t *testing.T) (dir string, file func(string) string) {
 	return dir, file
 }
 
-// badInterpreter is err as a BadInterpreterError, or a zero one.
-func badInterpreter(err error) (bad BadInterpreterError, ok bool) {
-	var b *BadInterpreterError
+// badInterpreter is err as a badInterpreterError, or a zero one.
+func badInterpreter(err error) (bad badInterpreterError, ok bool) {
+	var b *badInterpreterError
 	if !errors.As(err, &b) {
 		return bad, false
 	}
@@ -156,7 +156,7 @@ func TestExplainStart(t *testing.T) {
 		{"missing.sh", "/", syscall.ENOEXEC, "", nil},
 		{"good.sh", "/", syscall.EACCES, "", nil},
 	} {
-		err := ExplainStart(file(tc.script), tc.dir, tc.errno)
+		err := explainStart(file(tc.script), tc.dir, tc.errno)
 		b, bad := badInterpreter(err)
 		if tc.interp == "" {
 			if err != tc.errno {

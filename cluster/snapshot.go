@@ -154,7 +154,7 @@ type Snapshot struct {
 	CPU *CPUInfo `json:"cpu"`
 	// Listeners are the accept queues of herd's TCP listening sockets
 	// (HERD_LISTEN's, or each slot's under PolicyReuseport), read at most
-	// every QueueEvery, so up to about a Heartbeat old; sockets herd has
+	// every queueEvery, so up to about a Heartbeat old; sockets herd has
 	// closed (from the stop on) are left out.
 	Listeners []ListenerInfo `json:"listeners"`
 }
@@ -162,10 +162,10 @@ type Snapshot struct {
 // Heartbeat is the longest the supervisor goes without publishing.
 const Heartbeat = time.Second
 
-// QueueEvery is how often the supervisor reads its listeners' accept
+// queueEvery is how often the supervisor reads its listeners' accept
 // queues while it publishes: one getsockopt per socket, kept off the
 // publish that follows every event.
-const QueueEvery = 200 * time.Millisecond
+const queueEvery = 200 * time.Millisecond
 
 // Listening counts the workers that are listening now.
 func (s *Snapshot) Listening() int {
@@ -239,7 +239,7 @@ func (s *Supervisor) publish() {
 		}
 		snap.Slots = append(snap.Slots, info)
 	}
-	if d := snap.Time.Sub(s.queuesRead); d >= QueueEvery || d < 0 {
+	if d := snap.Time.Sub(s.queuesRead); d >= queueEvery || d < 0 {
 		s.queues, s.queuesRead = s.readQueues(), snap.Time
 	}
 	snap.Listeners = s.queues

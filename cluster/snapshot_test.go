@@ -137,7 +137,7 @@ func TestReadQueues(t *testing.T) {
 }
 
 // TestPublishReadsQueuesAtMostEvery: publish, which follows every event,
-// reads the sockets only once per QueueEvery and never changes a slice it
+// reads the sockets only once per queueEvery and never changes a slice it
 // published.
 func TestPublishReadsQueuesAtMostEvery(t *testing.T) {
 	specs, err := listen.Parse("127.0.0.1:0")
@@ -163,12 +163,12 @@ func TestPublishReadsQueuesAtMostEvery(t *testing.T) {
 	s.queuesRead = time.Now() // as if just read
 	s.publish()
 	if q := s.Snapshot().Listeners[0].Queue; q != 0 {
-		t.Errorf("queue read again within QueueEvery: %d", q)
+		t.Errorf("queue read again within queueEvery: %d", q)
 	}
-	s.queuesRead = time.Now().Add(-QueueEvery)
+	s.queuesRead = time.Now().Add(-queueEvery)
 	s.publish()
 	if q := s.Snapshot().Listeners[0].Queue; q != 1 {
-		t.Errorf("queue %d after QueueEvery, want 1", q)
+		t.Errorf("queue %d after queueEvery, want 1", q)
 	}
 	if first.Listeners[0].Queue != 0 {
 		t.Errorf("a published snapshot changed")

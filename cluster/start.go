@@ -44,7 +44,7 @@ func (s *Supervisor) start(sl *slot, next bool) *worker {
 			_ = w.ch.Close()
 		}
 		if path == s.cfg.Path {
-			err = ExplainStart(path, s.cfg.Dir, err)
+			err = explainStart(path, s.cfg.Dir, err)
 		}
 		s.startFailed(sl, w, next, err)
 		return nil
@@ -180,7 +180,7 @@ func (s *Supervisor) live() int { return len(s.workers) }
 // interpreter is missing included). Other errors (no memory, process limit)
 // are passing and get code 1.
 func StartErrorCode(err error) (code int, permanent bool) {
-	var bad *BadInterpreterError
+	var bad *badInterpreterError
 	if errors.As(err, &bad) {
 		return initproc.ExitNotExecutable, true
 	}

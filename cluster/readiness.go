@@ -13,15 +13,15 @@ import (
 // before herd explains HERD_READY_SIGNAL.
 const readyWarnAfter = 10 * time.Second
 
-// StartedAfter is how long a worker must run, under HERD_READY_SIGNAL=
+// startedAfter is how long a worker must run, under HERD_READY_SIGNAL=
 // started, before it counts as listening: one that keeps dying sooner is a
 // crash loop, and must fail readiness and then liveness like any other.
-const StartedAfter = time.Second
+const startedAfter = time.Second
 
 // afterStart applies the ready signal to a worker that just started.
 func (s *Supervisor) afterStart(w *worker) {
 	if s.cfg.Ready == ReadyStarted {
-		s.later(StartedAfter, func() {
+		s.later(startedAfter, func() {
 			if s.workers[w.pid] == w {
 				s.listening(w)
 			}

@@ -51,8 +51,8 @@ func TestRestartPolicy(t *testing.T) {
 			t.Errorf("%s, code %d, unasked %v: restarts=%v, want %v", tc.r, tc.code, tc.unasked, got, tc.want)
 		}
 	}
-	if _, err := ParseRestart("sometimes"); err == nil {
-		t.Error("ParseRestart accepted sometimes")
+	if _, err := parseRestart("sometimes"); err == nil {
+		t.Error("parseRestart accepted sometimes")
 	}
 }
 
