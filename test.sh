@@ -41,7 +41,7 @@ GOOS=linux GOARCH=arm64 go build -o /dev/null ./examples/goserver
 GOOS=js GOARCH=wasm go test -count=1 -exec "$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./cluster/ipc ./cluster/worker
 go test -race -count=1 -timeout 12m ./...
 
-# Kubernetes packaging (ACCEPTANCE.md P1 and P2): the Helm chart, the
+# Kubernetes packaging (docs/acceptance.md P1 and P2): the Helm chart, the
 # Dockerfiles, the examples and a pod under runc. helm comes from the Go
 # module proxy at a pinned version (about 2.5 minutes the first time, then
 # the module and build caches make it quick); the chart's checks that need

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The cluster layer of Node's protocol (PROTOCOL.md §4.2, §5): what herd,
+// The cluster layer of Node's protocol (docs/protocol.md §4.2, §5): what herd,
 // in the role of Node's cluster primary, does with each message a worker
 // sends on its channel. Wire values are named as on the wire.
 const (

@@ -603,7 +603,7 @@ func TestPodUnderRunc(t *testing.T) {
 	if got := envValue(spec.env, "HERD_CPU_LIMIT"); got != strconv.FormatInt(spec.limitMilli, 10)+"m" {
 		t.Fatalf("HERD_CPU_LIMIT=%q, want the limit in millicores, %dm", got, spec.limitMilli)
 	}
-	// CPUS.md: round-nearest(min(affinity, limit)), halves up, at least 1.
+	// docs/workers.md: round-nearest(min(affinity, limit)), halves up, at least 1.
 	want := affinity
 	if int64(affinity)*1000 > spec.limitMilli {
 		want = max(int((2*spec.limitMilli+1000)/2000), 1)

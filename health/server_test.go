@@ -237,7 +237,7 @@ func TestHeaderLimit(t *testing.T) {
 // TestAnswersUnderCPULoad: with twice as many CPU-bound processes as CPUs,
 // as when the workers are saturated, every endpoint still answers, on a
 // new connection each time as the kubelet does. The machine is shared, so
-// speed is measured and logged (median and slowest, against ACCEPTANCE.md
+// speed is measured and logged (median and slowest, against docs/acceptance.md
 // H3's 50 ms), not asserted: the check is that each answer comes within
 // the client's generous 2 s timeout.
 func TestAnswersUnderCPULoad(t *testing.T) {

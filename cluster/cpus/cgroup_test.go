@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// The /proc/self/cgroup vectors of CPUS.md.
+// The /proc/self/cgroup vectors of docs/workers.md.
 var procCgroupVectors = []struct {
 	name string
 	in   string

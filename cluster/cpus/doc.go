@@ -5,7 +5,7 @@
 //
 // # Order
 //
-// Compute follows CPUS.md. (HERD_WORKERS=N, which skips all of this, is
+// Compute follows docs/workers.md. (HERD_WORKERS=N, which skips all of this, is
 // the caller's business.)
 //
 //  1. Affinity A is the number of CPUs in sched_getaffinity(0)'s mask,

@@ -17,7 +17,7 @@ func TestLogLine(t *testing.T) {
 		want string
 	}{
 		{
-			"CPUS.md step 7", Input{FS: fixture("T04-two-and-a-half"), Affinity: 16},
+			"docs/workers.md step 7", Input{FS: fixture("T04-two-and-a-half"), Affinity: 16},
 			"workers=3 source=cgroup-v2 dir=/sys/fs/cgroup cpu.max=250000/100000 (2.5) affinity=16 request=- rounding=nearest",
 		},
 		{
@@ -70,7 +70,7 @@ func TestLogLine(t *testing.T) {
 }
 
 // TestLogLineShape checks every fixture's line against the shape of
-// CPUS.md step 7.
+// docs/workers.md step 7.
 func TestLogLineShape(t *testing.T) {
 	shape := regexp.MustCompile(`^workers=[1-9]\d* source=(affinity|cgroup-v1|cgroup-v2|limit|request) dir=("[^"]*"|[^ "]+) ` +
 		`(cpu\.max|cpu\.cfs_quota_us/cpu\.cfs_period_us)=(-|\d+/\d+ \(\d+(\.\d\d?)?\)) affinity=[1-9]\d* request=(-|\d+m) rounding=(nearest|floor|ceil)( limit=\d+m)?( guess=true)?$`)

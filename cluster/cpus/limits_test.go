@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// The cpu.max and v1 vectors of CPUS.md.
+// The cpu.max and v1 vectors of docs/workers.md.
 var cpuMaxVectors = []struct {
 	in       string
 	ok       bool

@@ -65,7 +65,7 @@ func TestOpenRefusesOtherSockets(t *testing.T) {
 func TestReadOverSocket(t *testing.T) {
 	c, p := newPair(t)
 	r := run(t, c)
-	// One message in three writes, 50 ms apart (PROTOCOL.md §12 test 16).
+	// One message in three writes, 50 ms apart (docs/protocol.md §12 test 16).
 	p.write(`{"any":"thing",`)
 	time.Sleep(50 * time.Millisecond)
 	p.write(`"nested":{"n":1,"s":"` + "\xc3")

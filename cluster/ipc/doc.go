@@ -1,5 +1,5 @@
 // Package ipc is the transport of Node.js's cluster IPC protocol, JSON
-// serialization, as Node v20 speaks it (PROTOCOL.md, herd's wire
+// serialization, as Node v20 speaks it (docs/protocol.md, herd's wire
 // specification, §1-5 and §11): one Channel per worker, over an AF_UNIX SOCK_STREAM socketpair whose
 // other end the worker inherits as NODE_CHANNEL_FD. It frames and decodes
 // lines, passes fds, and applies the transport layer's rules; the cluster

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Lines from PROTOCOL.md §10: Node v20's own primary (§10.1, strace) and its
+// Lines from docs/protocol.md §10: Node v20's own primary (§10.1, strace) and its
 // workers, and the Go prototype's replies that node accepted (§10.2-10.13).
 // The encoders must produce exactly these bytes.
 func TestEncodersMatchTranscripts(t *testing.T) {

@@ -39,7 +39,7 @@ const (
 	KindLineTooLong
 	// KindInvalidJSON: a line that is not one JSON value.
 	KindInvalidJSON
-	// KindOrphanFD: an fd that no NODE_HANDLE line claimed (PROTOCOL.md §3.3).
+	// KindOrphanFD: an fd that no NODE_HANDLE line claimed (docs/protocol.md §3.3).
 	KindOrphanFD
 	// KindExtraFD: more than one fd in one read, an fd that arrived while an
 	// earlier one was still unclaimed, or a truncated control message.

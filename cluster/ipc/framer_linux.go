@@ -10,7 +10,7 @@ import (
 // owns it. It is pure bookkeeping over what recvmsg returned, so tests and
 // fuzzing drive it without a socket.
 //
-// The fd rule (PROTOCOL.md §3.3). The sender attaches an fd to the sendmsg
+// The fd rule (docs/protocol.md §3.3). The sender attaches an fd to the sendmsg
 // that carries the first byte of its NODE_HANDLE line, and the kernel ends a
 // unix stream read right after the segment that carried fds (it may glue the
 // tail of earlier segments in front of it). So an fd arrives in the read that

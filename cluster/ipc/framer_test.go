@@ -48,7 +48,7 @@ func TestFramer(t *testing.T) {
 		{name: "line over the limit across reads", maxLine: len(long) - 1, reads: []read{{long[:50], 0}, {long[50:] + "\n", 0}}, wantKind: KindLineTooLong},
 		{name: "no newline past the limit", maxLine: 10, reads: []read{{"[1,2,3,4,5,", 0}}, wantKind: KindLineTooLong},
 
-		// fds (PROTOCOL.md §3.3)
+		// fds (docs/protocol.md §3.3)
 		{name: "handle with its fd", reads: []read{{handleLine + "\n", 1}}, want: []string{"fd:" + handleLine}},
 		{name: "fd with the start of a split handle", reads: []read{{handleLine[:40], 1}, {handleLine[40:] + "\n", 0}},
 			want: []string{"fd:" + handleLine}},

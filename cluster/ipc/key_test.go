@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// Keys from PROTOCOL.md §5.1 and §10.
+// Keys from docs/protocol.md §5.1 and §10.
 func TestServerKeyTranscripts(t *testing.T) {
 	tests := []struct{ query, want string }{
 		{`{"cmd":"NODE_CLUSTER","act":"queryServer","index":0,"data":null,"address":null,"port":8093,"addressType":4,"backlog":0,"seq":1}`, "null:8093:4:undefined:0"},

@@ -103,7 +103,7 @@ func (w *nodeWorker) nextUser(t *testing.T, v any) Message {
 	}
 }
 
-// TestNodeStartup is PROTOCOL.md §12 test 1 and 14: node's first line is
+// TestNodeStartup is docs/protocol.md §12 test 1 and 14: node's first line is
 // online with seq 0, the app sees itself as cluster worker <id>, and closing
 // herd's end makes it exit 0 at once.
 func TestNodeStartup(t *testing.T) {
@@ -149,7 +149,7 @@ func TestNodeStartup(t *testing.T) {
 	}
 }
 
-// TestNodeFlowControl is PROTOCOL.md §12 test 10 and the 64 KiB trap of
+// TestNodeFlowControl is docs/protocol.md §12 test 10 and the 64 KiB trap of
 // §3.3: while node is busy, herd writes a message longer than 64 KiB sized so
 // that node's 64 KiB read ends inside the next line, then two handles at once.
 // The second handle must go out only after node's ACK for the first, and
@@ -260,7 +260,7 @@ func TestNodeFlowControl(t *testing.T) {
 	}
 }
 
-// TestNodeHandlesFromApp is PROTOCOL.md §12 test 11: the app sends a server
+// TestNodeHandlesFromApp is docs/protocol.md §12 test 11: the app sends a server
 // with process.send; herd ACKs at once and closes the fd, and node's queue
 // behind that handle (a user message, then a queryServer) comes through.
 func TestNodeHandlesFromApp(t *testing.T) {
@@ -302,7 +302,7 @@ func TestNodeHandlesFromApp(t *testing.T) {
 }
 
 // TestNodeBigMessage: a 3 MB user message goes to node and comes back intact
-// (PROTOCOL.md §12 test 16); node's 64 KiB reads and herd's partial writes
+// (docs/protocol.md §12 test 16); node's 64 KiB reads and herd's partial writes
 // both cut it into many pieces.
 func TestNodeBigMessage(t *testing.T) {
 	w := startNode(t, "testdata/echo.js", 1)
@@ -328,7 +328,7 @@ func TestNodeBigMessage(t *testing.T) {
 }
 
 // TestNodeSplitWrites: one line written in three pieces 50 ms apart is
-// delivered once, whole (PROTOCOL.md §12 test 16).
+// delivered once, whole (docs/protocol.md §12 test 16).
 func TestNodeSplitWrites(t *testing.T) {
 	w := startNode(t, "testdata/echo.js", 1)
 	w.next(t)
@@ -342,7 +342,7 @@ func TestNodeSplitWrites(t *testing.T) {
 	}
 }
 
-// TestNodeFDHygiene is PROTOCOL.md §12 test 17 at the channel level: every
+// TestNodeFDHygiene is docs/protocol.md §12 test 17 at the channel level: every
 // fd herd sends reaches node non-blocking, and many hand-offs leave herd's
 // fd count where it was.
 func TestNodeFDHygiene(t *testing.T) {

@@ -1,6 +1,6 @@
 // Package worker lets a Go server run as a worker under herd, or under any
 // Node.js cluster primary: it speaks the worker's side of node's cluster
-// protocol (PROTOCOL.md, herd's wire specification) the way node v20's
+// protocol (docs/protocol.md, herd's wire specification) the way node v20's
 // lib/internal/cluster/child.js does, over the ipc package's transport.
 //
 //	l, err := worker.Listen("tcp", ":8080") // net.Listen outside herd
@@ -76,7 +76,7 @@
 // O_NONBLOCK is shared with herd's and other workers' copies, and
 // (*os.File).Fd, which net.FileListener and net.FileConn call, turns a file
 // os made non-blocking back into a blocking one. A blocking socket stalls a
-// node worker sharing it (PROTOCOL.md §11.1).
+// node worker sharing it (docs/protocol.md §11.1).
 //
 // # Linux
 //

@@ -87,7 +87,7 @@ func eventsOf(events [][]any, kind string) [][]any {
 }
 
 // TestNodePrimary checks the worker against node v20's own cluster primary,
-// the reference the protocol was captured from (PROTOCOL.md §10.1).
+// the reference the protocol was captured from (docs/protocol.md §10.1).
 func TestNodePrimary(t *testing.T) {
 	node := requireNode(t)
 	bin := buildGoServer(t)

@@ -23,7 +23,7 @@ func TestParseQuery(t *testing.T) {
 		want             string // the line after pre; "" when not sent to herd
 		indexesKey       string
 	}{
-		// listen(8080): the bytes of PROTOCOL.md §10.1
+		// listen(8080): the bytes of docs/protocol.md §10.1
 		{"tcp", ":8080", `"address":null,"port":8080,"addressType":4,"backlog":0,"seq":1}`, ":8080:4:"},
 		{"tcp", "", `"address":null,"port":0,"addressType":4,"backlog":0,"seq":1}`, ":0:4:"},
 		{"tcp", ":http", `"address":null,"port":80,"addressType":4,"backlog":0,"seq":1}`, ":80:4:"},

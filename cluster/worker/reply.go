@@ -8,7 +8,7 @@ import (
 	"github.com/herd-sh/herd/cluster/ipc"
 )
 
-// reply is herd's answer to one queryServer (PROTOCOL.md §5.2):
+// reply is herd's answer to one queryServer (docs/protocol.md §5.2):
 //
 //	shared    NODE_HANDLE with a bound or listening socket, errno 0
 //	rr        no fd, errno null, sockname for TCP

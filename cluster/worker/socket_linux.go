@@ -72,7 +72,7 @@ func fileConn(fd int) (net.Conn, error) {
 // if os made it non-blocking; os only does that to an fd that arrives
 // blocking. So the flag is set here first: os then leaves it alone, and
 // nobody's copy ever turns blocking (a blocking socket stalls a node
-// worker's event loop, PROTOCOL.md §11.1).
+// worker's event loop, docs/protocol.md §11.1).
 func newSocketFile(fd int, name string) (*os.File, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return nil, os.NewSyscallError("fcntl", err)

@@ -12,7 +12,7 @@ import (
 	"sync"
 )
 
-// The environment a cluster primary gives its workers (PROTOCOL.md §2).
+// The environment a cluster primary gives its workers (docs/protocol.md §2).
 const (
 	envChannelFD     = "NODE_CHANNEL_FD"
 	envSerialization = "NODE_CHANNEL_SERIALIZATION_MODE"

@@ -1,5 +1,5 @@
 // A cluster worker that reports what it sees of itself, then idles: the IPC
-// channel keeps a cluster worker alive (PROTOCOL.md §2.2).
+// channel keeps a cluster worker alive (docs/protocol.md §2.2).
 'use strict';
 const cluster = require('cluster');
 const env = (name) => (process.env[name] === undefined ? 'undefined' : process.env[name]);

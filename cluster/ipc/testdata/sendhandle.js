@@ -1,4 +1,4 @@
-// The app sends a handle of its own (PROTOCOL.md §12 test 11): an exclusive
+// The app sends a handle of its own (docs/protocol.md §12 test 11): an exclusive
 // server (bound by the worker itself, no queryServer). Node queues every later
 // message behind it until the primary ACKs, so {"after":1} and the queryServer
 // of the second, non-exclusive server only arrive if herd ACKed.
