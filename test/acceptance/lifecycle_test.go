@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // ACCEPTANCE.md C7, C8 (SIGTTIN/SIGTTOU), D7 and D8 (issue 4): the cluster's
 // lifecycle under real load on loopback. herd runs as PID 1 of a new PID

@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // Acceptance of on-demand binds with unprivileged workers: herd runs as
 // root (PID 1), its Node workers as uid 65534 (HERD_UID), and an address a

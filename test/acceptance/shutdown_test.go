@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // ACCEPTANCE.md "Shutdown" (D1-D6).
 

@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // ACCEPTANCE.md C8 (a CPU quota change resizes the worker set) and P2 (the
 // static binary in an empty root filesystem under runc, with a CPU quota,
@@ -605,7 +605,12 @@ func TestP2RuncContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(rootfs, "herd")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-o", bin, herdPackage)
+	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)

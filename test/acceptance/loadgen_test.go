@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // A small HTTP/1.1 load generator for the acceptance tests: N concurrent
 // clients against a loopback address, for a duration and/or a number of

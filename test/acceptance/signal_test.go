@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // ACCEPTANCE.md "Signals" (S1-S7), herd as PID 1 of a new PID namespace
 // receiving signals from the parent namespace.

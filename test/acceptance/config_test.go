@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // Configuration as herd's real binary reads it: every refused setting stops
 // herd, and herd config, with exit code 2 and one line; settings that are

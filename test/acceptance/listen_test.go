@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // End-to-end acceptance tests for herd owning the port (ACCEPTANCE.md C3,
 // C4, C5, C6, C10; issue 4): real servers in Python 3 and Node.js that take

@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // End-to-end acceptance of herd as Node.js's cluster primary, against the
 // real node on PATH and herd's real binary: the 19 conformance tests of

@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // Faults as users meet them, with real Node apps under herd as PID 1: a
 // worker that serves and then crashes, a worker that leaves on its own, a

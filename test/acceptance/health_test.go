@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // ACCEPTANCE.md H1, H2 and H3 (issue 6): herd's probe server, on a real
 // herd that is PID 1 of a new PID namespace, serving real workers: herd's
@@ -780,7 +780,11 @@ var hMetricName = regexp.MustCompile("`(herd_[a-z0-9_]+)")
 // README, and the README names no metric that /metrics lacks.
 func hDocumented(t *testing.T, m hScrape) {
 	t.Helper()
-	b, err := os.ReadFile("README.md")
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

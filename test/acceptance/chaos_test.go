@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // TestChaos: herd as PID 1 with 3 real Node workers (testdata/node_listen.js,
 // one HTTP server, every connection logged with its client port) under

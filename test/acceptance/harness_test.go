@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // End-to-end acceptance harness (ACCEPTANCE.md, sections A, R, S and D).
 //
@@ -80,7 +80,29 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// herdPath builds herd once (go build -o <tmp>/herd .) and returns its
+// herdPackage is herd's main package, built from the module root.
+const herdPackage = "github.com/herd-sh/herd"
+
+// moduleRoot is the directory of herd's go.mod: the nearest one above the
+// test's working directory (the package directory, under go test).
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module "+herdPackage+"\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod of %s above the working directory", herdPackage)
+		}
+		dir = parent
+	}
+}
+
+// herdPath builds herd once (go build -o <tmp>/herd, from the module root) and returns its
 // path. HERD_ACCEPTANCE_BINARY names a prebuilt binary to test instead (a
 // release build, or a deliberately broken one to see the tests fail).
 func herdPath(t testing.TB) string {
@@ -101,10 +123,17 @@ func herdPath(t testing.TB) string {
 			return
 		}
 		buildDir = dir
-		bin := filepath.Join(dir, "herd")
-		out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+		root, err := moduleRoot()
 		if err != nil {
-			buildErr = fmt.Errorf("go build -o %s .: %v\n%s", bin, err, out)
+			buildErr = err
+			return
+		}
+		bin := filepath.Join(dir, "herd")
+		build := exec.Command("go", "build", "-o", bin, herdPackage)
+		build.Dir = root
+		out, err := build.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build -o %s %s: %v\n%s", bin, herdPackage, err, out)
 			return
 		}
 		herdBin = bin

@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // ACCEPTANCE.md "Reaping" (R1-R7).
 

@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // ACCEPTANCE.md "PID 1 and exit codes" (A1-A7), herd as PID 1 of a new PID
 // namespace.
