@@ -9,7 +9,6 @@ package acceptance
 // addresses stay herd's. Helpers are prefixed bd.
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,88 +20,29 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// bdWorkers runs the workers as uid and gid 65534; "/" is a working
+// unprivilegedWorkers runs the workers as uid and gid 65534; "/" is a working
 // directory they may enter.
-var bdWorkers = []string{"HERD_UID=65534", "HERD_GID=65534"}
+var unprivilegedWorkers = []string{"HERD_UID=65534", "HERD_GID=65534"}
 
-const bdRefused = "worker's listen refused: its user may not bind the address"
+const refusedLog = "worker's listen refused: its user may not bind the address"
 
-// bdLowPort returns a port below net.ipv4.ip_unprivileged_port_start that
-// is free for TCP (every address and 127.0.0.1) and UDP on 127.0.0.1, 81 if
-// it can, not handed out before in this run.
-func bdLowPort(t *testing.T) int {
-	t.Helper()
-	start := 1024
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); err == nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			start = n
-		}
-	}
-	if start <= 1 {
-		missing(t, "a privileged port: net.ipv4.ip_unprivileged_port_start is %d", start)
-	}
-	ndPortMu.Lock()
-	defer ndPortMu.Unlock()
-	for i := 0; i < start; i++ {
-		port := (81 + i) % start
-		if port != 0 && !ndPortUsed[port] && ndPortFree(port) {
-			ndPortUsed[port] = true
-			return port
-		}
-	}
-	missing(t, "a free port below %d", start)
-	return 0
-}
-
-// bdListenUIDs returns the owner of every socket in LISTEN state on port
-// (the kernel's TCP tables; the test shares herd's network namespace).
-func bdListenUIDs(port int) []string {
-	var out []string
-	hexPort := fmt.Sprintf(":%04X", port)
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			p := strings.Fields(line)
-			if len(p) > 9 && strings.HasSuffix(p[1], hexPort) && p[3] == "0A" {
-				out = append(out, p[7])
-			}
-		}
-	}
-	return out
-}
-
-// bdAppErrors returns each server's error code (by index) that the worker
-// pid reported.
-func bdAppErrors(r *herdRun, pid int) map[int]string {
-	out := map[int]string{}
-	for _, e := range ndEvents(r) {
-		if e.Pid == pid && e.Ev == "app" && e.What == "error" {
-			out[e.I] = fmt.Sprint(e.Code)
-		}
-	}
-	return out
-}
-
-// bdCheckRefused checks that the worker pid's listen on address and port
+// checkRefused checks that the worker pid's listen on address and port
 // (a TCP port, or "" for a unix socket) was refused: the reply to its
 // queryServer carries errno -13 (EACCES) and no fd, its server i reported
 // EACCES, and herd logged the refusal at WARN, naming the worker, the
 // address and the reason.
-func bdCheckRefused(t *testing.T, r *herdRun, pid, i int, address, port, logged string) {
+func checkRefused(t *testing.T, r *herdRun, pid, i int, address, port, logged string) {
 	t.Helper()
-	if code := bdAppErrors(r, pid)[i]; code != "EACCES" {
+	if code := appErrors(r, pid)[i]; code != "EACCES" {
 		t.Errorf("pid %d: server %d (%s): error %q, want EACCES", pid, i, address, code)
 	}
-	evs := ndEvents(r)
+	evs := events(r)
 	asked := false
 	for _, e := range evs {
-		if e.Pid == pid && e.is("out", "queryServer") && ndStr(e.Msg, "address") == address && (port == "" || ndStr(e.Msg, "port") == port) {
+		if e.Pid == pid && e.is("out", "queryServer") && jsonStr(e.Msg, "address") == address && (port == "" || jsonStr(e.Msg, "port") == port) {
 			asked = true
-			rep, ok := ndReplyTo(evs, e)
-			if !ok || ndStr(rep.Msg, "errno") != "-13" || rep.Handle != nil {
+			rep, ok := replyTo(evs, e)
+			if !ok || jsonStr(rep.Msg, "errno") != "-13" || rep.Handle != nil {
 				t.Errorf("pid %d: reply for %s: %v (fd %+v), want errno -13 and no fd", pid, address, rep.Msg, rep.Handle)
 			}
 		}
@@ -110,8 +50,8 @@ func bdCheckRefused(t *testing.T, r *herdRun, pid, i int, address, port, logged 
 	if !asked {
 		t.Errorf("pid %d never asked for %s", pid, address)
 	}
-	id := ndStarted(r)[pid]
-	l := r.waitLog(bdRefused, "id", id, "pid", pid, "address", logged, "user", "65534:65534")
+	id := r.workerIDs()[pid]
+	l := r.waitLog(refusedLog, "id", id, "pid", pid, "address", logged, "user", "65534:65534")
 	if lv := l.str("level"); lv != "WARN" || !strings.Contains(l.str("err"), "permission denied") {
 		t.Errorf("refusal logged at %s with err %q, want WARN and permission denied", lv, l.str("err"))
 	}
@@ -128,15 +68,15 @@ func TestBindPrivilegedPort(t *testing.T) {
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
-			low := bdLowPort(t)
-			high := ndFreePort(t, "tcp4", "127.0.0.1")
-			r := ndStart(t, ndOpts{workers: 1, policy: policy, trace: true, dir: "/", env: bdWorkers,
-				cfg: map[string]any{"servers": []any{ndHTTP(low, "127.0.0.1"), ndHTTP(high, "127.0.0.1"),
+			low := lowPort(t)
+			high := freePort(t)
+			r := startNode(t, nodeOpts{workers: 1, policy: policy, trace: true, dir: "/", env: unprivilegedWorkers,
+				cfg: map[string]any{"servers": []any{httpServer(low, "127.0.0.1"), httpServer(high, "127.0.0.1"),
 					map[string]any{"kind": "udp4", "listen": []any{low, "127.0.0.1"}}}}})
-			pid := ndReadyAllowErr(t, r, 1)[0]
-			bdCheckRefused(t, r, pid, 0, "127.0.0.1", strconv.Itoa(low), "tcp4://127.0.0.1:"+strconv.Itoa(low))
-			bdCheckRefused(t, r, pid, 2, "127.0.0.1", strconv.Itoa(low), "udp4://127.0.0.1:"+strconv.Itoa(low))
-			if errs := bdAppErrors(r, pid); len(errs) != 2 {
+			pid := waitAppReadyAllowErr(t, r, 1)[0]
+			checkRefused(t, r, pid, 0, "127.0.0.1", strconv.Itoa(low), "tcp4://127.0.0.1:"+strconv.Itoa(low))
+			checkRefused(t, r, pid, 2, "127.0.0.1", strconv.Itoa(low), "udp4://127.0.0.1:"+strconv.Itoa(low))
+			if errs := appErrors(r, pid); len(errs) != 2 {
 				t.Errorf("server errors %v, want only servers 0's and 2's", errs)
 			}
 			// herd's main thread keeps its ids: only a thread of its own,
@@ -146,19 +86,19 @@ func TestBindPrivilegedPort(t *testing.T) {
 					t.Errorf("herd's %s: %q (%v), want 0 0 0 0", key, v, err)
 				}
 			}
-			if got := bdListenUIDs(low); len(got) != 0 {
+			if got := listenUIDs(low); len(got) != 0 {
 				t.Errorf("sockets listening on port %d, owned by %v: want none", low, got)
 			}
-			if got := bdListenUIDs(high); len(got) != 1 || got[0] != "65534" {
+			if got := listenUIDs(high); len(got) != 1 || got[0] != "65534" {
 				t.Errorf("sockets listening on port %d owned by %v, want one of uid 65534", high, got)
 			}
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(high))
 			for i := 0; i < 3; i++ {
-				if res := ndGet("tcp", addr, "/", 5*time.Second); !res.ok() || res.body != strconv.Itoa(pid) {
+				if res := request("tcp", addr, "/", 5*time.Second); !res.ok() || res.body != strconv.Itoa(pid) {
 					t.Errorf("GET %s: %v, want 200 from %d", addr, res, pid)
 				}
 			}
-			if code := ndStop(t, r); code != 0 {
+			if code := r.terminate(); code != 0 {
 				t.Errorf("herd exited %d, want 0", code)
 			}
 		})
@@ -196,11 +136,11 @@ func TestBindUnixSocket(t *testing.T) {
 			}
 			denied := filepath.Join(root, "app.sock")
 			allowed := filepath.Join(mine, "app.sock")
-			r := ndStart(t, ndOpts{workers: 1, policy: policy, trace: true, dir: "/", env: bdWorkers,
-				cfg: map[string]any{"servers": []any{ndHTTP(denied), ndHTTP(allowed)}}})
-			pid := ndReadyAllowErr(t, r, 1)[0]
-			bdCheckRefused(t, r, pid, 0, denied, "", "unix://"+denied)
-			if errs := bdAppErrors(r, pid); len(errs) != 1 {
+			r := startNode(t, nodeOpts{workers: 1, policy: policy, trace: true, dir: "/", env: unprivilegedWorkers,
+				cfg: map[string]any{"servers": []any{httpServer(denied), httpServer(allowed)}}})
+			pid := waitAppReadyAllowErr(t, r, 1)[0]
+			checkRefused(t, r, pid, 0, denied, "", "unix://"+denied)
+			if errs := appErrors(r, pid); len(errs) != 1 {
 				t.Errorf("server errors %v, want only server 0's", errs)
 			}
 			if exists(denied) {
@@ -214,11 +154,11 @@ func TestBindUnixSocket(t *testing.T) {
 				t.Errorf("%s: mode %#o, owner %d:%d; want a socket of 65534:65534", allowed, st.Mode, st.Uid, st.Gid)
 			}
 			for i := 0; i < 3; i++ {
-				if res := ndGet("unix", allowed, "/", 5*time.Second); !res.ok() || res.body != strconv.Itoa(pid) {
+				if res := request("unix", allowed, "/", 5*time.Second); !res.ok() || res.body != strconv.Itoa(pid) {
 					t.Errorf("GET over %s: %v, want 200 from %d", allowed, res, pid)
 				}
 			}
-			if code := ndStop(t, r); code != 0 {
+			if code := r.terminate(); code != 0 {
 				t.Errorf("herd exited %d, want 0", code)
 			}
 			if exists(allowed) {
@@ -237,19 +177,19 @@ func TestBindHerdListenPrivileged(t *testing.T) {
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
-			port := bdLowPort(t)
+			port := lowPort(t)
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-			r := ndStart(t, ndOpts{workers: 2, policy: policy, dir: "/", env: append([]string{"HERD_LISTEN=" + addr}, bdWorkers...),
-				cfg: map[string]any{"servers": []any{ndHTTP(port, "127.0.0.1")}}})
-			pids := ndReady(t, r, 2)
-			if n := r.stderr.count(bdRefused); n != 0 {
+			r := startNode(t, nodeOpts{workers: 2, policy: policy, dir: "/", env: append([]string{"HERD_LISTEN=" + addr}, unprivilegedWorkers...),
+				cfg: map[string]any{"servers": []any{httpServer(port, "127.0.0.1")}}})
+			pids := waitAppReady(t, r, 2)
+			if n := r.stderr.count(refusedLog); n != 0 {
 				t.Errorf("%d refusals logged, want none", n)
 			}
-			if got := bdListenUIDs(port); len(got) != 1 || got[0] != "0" {
+			if got := listenUIDs(port); len(got) != 1 || got[0] != "0" {
 				t.Errorf("sockets listening on port %d owned by %v, want one of root's", port, got)
 			}
-			ndBothServe(t, "tcp", addr, pids)
-			if code := ndStop(t, r); code != 0 {
+			bothServe(t, "tcp", addr, pids)
+			if code := r.terminate(); code != 0 {
 				t.Errorf("herd exited %d, want 0", code)
 			}
 		})
@@ -262,16 +202,16 @@ func TestBindHerdListenPrivileged(t *testing.T) {
 // 65534 (a group's sockets must share their owner), and both workers serve.
 func TestBindReuseport(t *testing.T) {
 	t.Parallel()
-	port := ndFreePort(t, "tcp4", "127.0.0.1")
+	port := freePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	r := ndStart(t, ndOpts{workers: 2, policy: "reuseport", dir: "/", env: bdWorkers,
-		cfg: map[string]any{"servers": []any{ndHTTP(port, "127.0.0.1")}}})
-	pids := ndReady(t, r, 2)
-	if got := bdListenUIDs(port); len(got) != 2 || got[0] != "65534" || got[1] != "65534" {
+	r := startNode(t, nodeOpts{workers: 2, policy: "reuseport", dir: "/", env: unprivilegedWorkers,
+		cfg: map[string]any{"servers": []any{httpServer(port, "127.0.0.1")}}})
+	pids := waitAppReady(t, r, 2)
+	if got := listenUIDs(port); len(got) != 2 || got[0] != "65534" || got[1] != "65534" {
 		t.Errorf("sockets listening on port %d owned by %v, want 2 of uid 65534", port, got)
 	}
-	ndBothServe(t, "tcp", addr, pids)
-	if code := ndStop(t, r); code != 0 {
+	bothServe(t, "tcp", addr, pids)
+	if code := r.terminate(); code != 0 {
 		t.Errorf("herd exited %d, want 0", code)
 	}
 }

@@ -17,17 +17,6 @@ import (
 // and HERD_RESTART=never herd then exits 0.
 var exitWorker = cmdArgs("sh", "-c", "exit 0")
 
-// stderrLines is herd's stderr without empty lines.
-func stderrLines(r *herdRun) []string {
-	var lines []string
-	for _, l := range r.stderr.snapshot() {
-		if strings.TrimSpace(l.raw) != "" {
-			lines = append(lines, l.raw)
-		}
-	}
-	return lines
-}
-
 // refusedAtStartAndByConfig runs herd with env, once with a worker and once
 // as herd config, and wants exit code 2 and one line on stderr that names
 // every string of want, and no worker run.
@@ -38,7 +27,7 @@ func refusedAtStartAndByConfig(t *testing.T, env []string, want ...string) {
 		args []string
 	}{{"the start", exitWorker}, {"herd config", []string{"config"}}} {
 		r, code := runHerd(t, spec{mode: asDirect, env: env, args: run.args})
-		lines := stderrLines(r)
+		lines := nonEmptyLines(r.stderr.text())
 		if code != 2 {
 			t.Errorf("%s with %q: exit code %d, want 2", run.name, env, code)
 		}
@@ -68,7 +57,7 @@ func TestAcceptanceConfigFileBounded(t *testing.T) {
 		`invalid HERD_CONFIG="/dev/zero"`, "larger than 1 MiB")
 
 	r, code := runHerd(t, spec{mode: asDirect, env: []string{"HERD_WORKERS=1"}, args: append([]string{"--config", "/dev/zero"}, exitWorker...)})
-	lines := stderrLines(r)
+	lines := nonEmptyLines(r.stderr.text())
 	if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], `invalid --config="/dev/zero"`) || !strings.Contains(lines[0], "1 MiB") {
 		t.Errorf("--config /dev/zero: exit code %d, stderr:\n%s", code, strings.Join(lines, "\n"))
 	}

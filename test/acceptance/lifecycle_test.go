@@ -9,267 +9,47 @@ package acceptance
 // run in parallel.
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herd-sh/herd/health"
 )
-
-// lcRun is a herd serving testdata/life_server.py.
-type lcRun struct {
-	*herdRun
-	addr  string // the service's bound address
-	probe string // the probe server's address, "" when off
-}
-
-// lcStart starts herd with n life_server workers on 127.0.0.1:0 (plus env)
-// and waits until n workers are listening.
-func lcStart(t *testing.T, n int, env ...string) *lcRun {
-	t.Helper()
-	python := requireTool(t, "python3")
-	server, err := filepath.Abs(filepath.Join("testdata", "life_server.py"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !exists(server) {
-		t.Fatalf("%s is missing", server)
-	}
-	e := append([]string{fmt.Sprintf("HERD_WORKERS=%d", n), "HERD_LISTEN=127.0.0.1:0"}, env...)
-	r := start(t, spec{mode: asPID1, env: e, args: cmdArgs(python, server)})
-	run := &lcRun{herdRun: r}
-	run.addr = r.waitLog("listening").str("bound")
-	if run.addr == "" {
-		t.Fatalf("herd's listening line has no bound address")
-	}
-	for _, kv := range e {
-		if strings.HasPrefix(kv, "HERD_HEALTH_ADDR=") && kv != "HERD_HEALTH_ADDR=off" {
-			run.probe = r.waitLog("serving probes").str("address")
-		}
-	}
-	if !r.stderr.waitCount("worker listening", n, 20*time.Second) {
-		t.Fatalf("%d workers did not all say READY=1 within 20s (exited: %v)", n, r.exited())
-	}
-	return run
-}
-
-// lcProbeClient never reuses a connection and never waits long.
-var lcProbeClient = &http.Client{
-	Timeout:   3 * time.Second,
-	Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-}
-
-// get fetches a probe path and returns the status code and body.
-func (r *lcRun) get(path string) (int, string, error) {
-	resp, err := lcProbeClient.Get("http://" + r.probe + path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
-// lcStatusDoc is the part of /status the tests read.
-type lcStatusDoc struct {
-	Ready     bool `json:"ready"`
-	Listening int  `json:"listening"`
-	Snapshot  struct {
-		Desired  int  `json:"desired"`
-		Draining bool `json:"draining"`
-		Workers  []struct {
-			ID    int    `json:"id"`
-			Index int    `json:"index"`
-			Pid   int    `json:"pid"`
-			State string `json:"state"`
-		} `json:"workers"`
-	} `json:"snapshot"`
-}
-
-func (r *lcRun) status(t *testing.T) lcStatusDoc {
-	t.Helper()
-	code, body, err := r.get("/status")
-	if err != nil {
-		t.Fatalf("/status: %v", err)
-	}
-	var st lcStatusDoc
-	if err := json.Unmarshal([]byte(body), &st); err != nil {
-		t.Fatalf("/status (%d): %v\n%s", code, err, body)
-	}
-	return st
-}
-
-// waitStatus polls /status until ok accepts it (10 s hang guard).
-func (r *lcRun) waitStatus(t *testing.T, what string, ok func(lcStatusDoc) bool) lcStatusDoc {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := r.status(t)
-		if ok(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/status never showed %s; last: %+v", what, st.Snapshot)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// listeningPids are the pids of the workers /status shows listening, sorted.
-func (st lcStatusDoc) listeningPids() []int {
-	var pids []int
-	for _, w := range st.Snapshot.Workers {
-		if w.State == "listening" {
-			pids = append(pids, w.Pid)
-		}
-	}
-	sort.Ints(pids)
-	return pids
-}
-
-// lcFind waits (hang guard) for a log line at index >= from and returns it
-// with its index.
-func lcFind(t *testing.T, r *herdRun, from int, guard time.Duration, msg string, kv ...any) (logLine, int) {
-	t.Helper()
-	l, i, ok := r.stderr.find(from, guard, func(l logLine) bool { return l.is(msg, kv...) })
-	if !ok {
-		t.Fatalf("no log line msg=%q %v after line %d within %v (herd exited: %v)", msg, kv, from, guard, r.exited())
-	}
-	return l, i
-}
-
-// lcLines returns the JSON log records msg with the fields kv, at index
-// from up to (not including) to (-1: the end).
-func lcLines(r *herdRun, from, to int, msg string, kv ...any) []logLine {
-	lines := r.stderr.snapshot()
-	if to < 0 || to > len(lines) {
-		to = len(lines)
-	}
-	var out []logLine
-	for i := max(from, 0); i < to; i++ {
-		if lines[i].is(msg, kv...) {
-			out = append(out, lines[i])
-		}
-	}
-	return out
-}
-
-// lcPids returns the pid field of each line.
-func lcPids(t *testing.T, lines []logLine) []int {
-	t.Helper()
-	var pids []int
-	for _, l := range lines {
-		pid, ok := l.num("pid")
-		if !ok {
-			t.Fatalf("log line without pid: %s", l.raw)
-		}
-		pids = append(pids, pid)
-	}
-	return pids
-}
-
-// lcTime is the time of a JSON log record.
-func lcTime(t *testing.T, l logLine) time.Time {
-	t.Helper()
-	ts, err := time.Parse(time.RFC3339Nano, l.str("time"))
-	if err != nil {
-		t.Fatalf("log line without a time: %s", l.raw)
-	}
-	return ts
-}
-
-// lcSleepUntil waits until at, failing the test if herd exits meanwhile.
-func lcSleepUntil(t *testing.T, r *herdRun, at time.Time) {
-	t.Helper()
-	select {
-	case <-r.done:
-		t.Fatalf("herd exited unexpectedly")
-	case <-time.After(time.Until(at)):
-	}
-}
-
-// lcExitedCleanly checks that each pid has a `worker exited` line with code 0.
-func lcExitedCleanly(t *testing.T, r *herdRun, pids []int) {
-	t.Helper()
-	for _, pid := range pids {
-		l, _ := lcFind(t, r, 0, 20*time.Second, "worker exited", "pid", pid)
-		if l.str("code") != "0" {
-			t.Errorf("worker %d did not stop gracefully: %s", pid, l.raw)
-		}
-	}
-}
-
-// lcLoad starts a load run and stops it when the test ends, whatever happens.
-func lcLoad(t *testing.T, cfg lgConfig) *lgRun {
-	t.Helper()
-	l, err := lgStart(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Stop() })
-	return l
-}
-
-func lcPidStrings(pids []int) []string {
-	out := make([]string, len(pids))
-	for i, p := range pids {
-		out[i] = strconv.Itoa(p)
-	}
-	return out
-}
-
-func lcSameSet(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	x, y := append([]int(nil), a...), append([]int(nil), b...)
-	sort.Ints(x)
-	sort.Ints(y)
-	for i := range x {
-		if x[i] != y[i] {
-			return false
-		}
-	}
-	return true
-}
 
 // C7: SIGHUP rolling restart under continuous load (issue 4: at least 20 s,
 // 2 workers, every worker replaced twice): zero failed requests, every
 // worker replaced, herd still running afterwards.
 func TestC7RollingRestartUnderLoad(t *testing.T) {
 	t.Parallel()
-	r := lcStart(t, 2, "HERD_HEALTH_ADDR=127.0.0.1:0")
-	orig := lcPids(t, lcLines(r.herdRun, 0, -1, "worker listening"))
+	r := startLifeServers(t, 2, "HERD_HEALTH_ADDR=127.0.0.1:0")
+	orig := logPids(t, r.logsBetween(0, -1, "worker listening"))
 	if len(orig) != 2 {
 		t.Fatalf("want 2 listening workers at start, got %v", orig)
 	}
 
 	const loadFor = 22 * time.Second
-	load := lcLoad(t, lgConfig{Addr: r.addr, Clients: 8, Duration: loadFor, Interval: 10 * time.Millisecond, Timeout: 10 * time.Second})
+	load := startLoad(t, loadConfig{Addr: r.addr, Clients: 8, Duration: loadFor, Interval: 10 * time.Millisecond, Timeout: 10 * time.Second})
 	t0 := time.Now()
 
 	// Roll 1 at +5 s; one more SIGHUP while it runs must be ignored.
-	lcSleepUntil(t, r.herdRun, t0.Add(5*time.Second))
+	r.sleepUntil(t0.Add(5 * time.Second))
 	r.signal(syscall.SIGHUP)
-	_, roll1 := lcFind(t, r.herdRun, 0, 20*time.Second, "rolling restart")
+	_, roll1 := r.waitLogAfter(0, hangGuard, "rolling restart")
 	r.signal(syscall.SIGHUP)
-	_, ignored := lcFind(t, r.herdRun, roll1, 20*time.Second, "rolling restart already under way; SIGHUP ignored")
-	_, done1 := lcFind(t, r.herdRun, roll1, 30*time.Second, "rolling restart done")
+	_, ignored := r.waitLogAfter(roll1, hangGuard, "rolling restart already under way; SIGHUP ignored")
+	_, done1 := r.waitLogAfter(roll1, 30*time.Second, "rolling restart done")
 	if ignored > done1 {
 		t.Fatalf("the second SIGHUP was handled after roll 1 ended; cannot tell whether it was ignored")
 	}
 
 	// Roll 2 at +12 s, after roll 1 is done.
-	lcSleepUntil(t, r.herdRun, t0.Add(12*time.Second))
+	r.sleepUntil(t0.Add(12 * time.Second))
 	r.signal(syscall.SIGHUP)
-	_, roll2 := lcFind(t, r.herdRun, done1, 20*time.Second, "rolling restart")
-	_, done2 := lcFind(t, r.herdRun, roll2, 30*time.Second, "rolling restart done")
+	_, roll2 := r.waitLogAfter(done1, hangGuard, "rolling restart")
+	_, done2 := r.waitLogAfter(roll2, 30*time.Second, "rolling restart done")
 
 	res := load.Wait()
 	t.Logf("load, 8 clients, new connection per request, %v with two rolling restarts: %s", loadFor, res)
@@ -281,24 +61,24 @@ func TestC7RollingRestartUnderLoad(t *testing.T) {
 	}
 
 	// Logs: 2 rolls, 4 graceful stops, originals then first replacements.
-	if n := len(lcLines(r.herdRun, 0, -1, "rolling restart")); n != 2 {
+	if n := len(r.logsBetween(0, -1, "rolling restart")); n != 2 {
 		t.Errorf("%d rolling restarts, want 2 (the SIGHUP during roll 1 must be ignored)", n)
 	}
-	first := lcPids(t, lcLines(r.herdRun, roll1, done1, "worker started"))
-	second := lcPids(t, lcLines(r.herdRun, roll2, done2, "worker started"))
+	first := logPids(t, r.logsBetween(roll1, done1, "worker started"))
+	second := logPids(t, r.logsBetween(roll2, done2, "worker started"))
 	if len(first) != 2 || len(second) != 2 {
 		t.Fatalf("replacements started: roll 1 %v, roll 2 %v; want 2 each", first, second)
 	}
-	stop1 := lcLines(r.herdRun, roll1, done1, "worker stopping", "reason", "rolling restart")
-	stop2 := lcLines(r.herdRun, roll2, done2, "worker stopping", "reason", "rolling restart")
-	all := lcLines(r.herdRun, 0, -1, "worker stopping", "reason", "rolling restart")
+	stop1 := r.logsBetween(roll1, done1, "worker stopping", "reason", "rolling restart")
+	stop2 := r.logsBetween(roll2, done2, "worker stopping", "reason", "rolling restart")
+	all := r.logsBetween(0, -1, "worker stopping", "reason", "rolling restart")
 	if len(all) != 4 || len(stop1) != 2 || len(stop2) != 2 {
 		t.Errorf("worker stopping (rolling restart): %d in all, %d in roll 1, %d in roll 2; want 4, 2, 2", len(all), len(stop1), len(stop2))
 	}
-	if got := lcPids(t, stop1); !lcSameSet(got, orig) {
+	if got := logPids(t, stop1); !sameSet(got, orig) {
 		t.Errorf("roll 1 stopped %v, want the original workers %v", got, orig)
 	}
-	if got := lcPids(t, stop2); !lcSameSet(got, first) {
+	if got := logPids(t, stop2); !sameSet(got, first) {
 		t.Errorf("roll 2 stopped %v, want roll 1's replacements %v", got, first)
 	}
 	for _, l := range all {
@@ -307,14 +87,14 @@ func TestC7RollingRestartUnderLoad(t *testing.T) {
 		}
 	}
 	gone := append(append([]int(nil), orig...), first...)
-	lcExitedCleanly(t, r.herdRun, gone)
+	r.checkExitedCleanly(gone)
 	if n := r.stderr.count("worker restart scheduled"); n != 0 {
 		t.Errorf("%d crash restarts during the rolling restarts, want 0", n)
 	}
 
 	// Every one of the 6 workers served; the last 2 are the ones running.
 	every := append(append([]int(nil), gone...), second...)
-	for _, p := range lcPidStrings(every) {
+	for _, p := range pidStrings(every) {
 		if res.ByWorker[p] == 0 {
 			t.Errorf("worker %s never answered a request (answers by worker: %v)", p, res.ByWorker)
 		}
@@ -323,7 +103,7 @@ func TestC7RollingRestartUnderLoad(t *testing.T) {
 		t.Fatalf("herd exited during the test")
 	}
 	st := r.status(t)
-	if got := st.listeningPids(); st.Snapshot.Desired != 2 || !lcSameSet(got, second) {
+	if got := listeningPids(st); st.Snapshot.Desired != 2 || !sameSet(got, second) {
 		t.Errorf("/status after the rolls: desired %d, listening %v; want 2, %v", st.Snapshot.Desired, got, second)
 	}
 	t.Logf("workers: original %v, roll 1 %v, roll 2 %v; stops %d", orig, first, second, len(all))
@@ -339,18 +119,18 @@ func TestC7RollingRestartUnderLoad(t *testing.T) {
 // is not restarted.
 func TestC8TTINTTOU(t *testing.T) {
 	t.Parallel()
-	r := lcStart(t, 1, "HERD_HEALTH_ADDR=127.0.0.1:0")
+	r := startLifeServers(t, 1, "HERD_HEALTH_ADDR=127.0.0.1:0")
 
 	r.signal(syscall.SIGTTIN)
-	lcFind(t, r.herdRun, 0, 20*time.Second, "workers resized", "from", 1, "to", 2, "reason", "SIGTTIN")
-	lcFind(t, r.herdRun, 0, 20*time.Second, "worker listening", "index", 1)
+	r.waitLogAfter(0, hangGuard, "workers resized", "from", 1, "to", 2, "reason", "SIGTTIN")
+	r.waitLogAfter(0, hangGuard, "worker listening", "index", 1)
 	r.signal(syscall.SIGTTIN)
-	lcFind(t, r.herdRun, 0, 20*time.Second, "workers resized", "from", 2, "to", 3, "reason", "SIGTTIN")
-	lcFind(t, r.herdRun, 0, 20*time.Second, "worker listening", "index", 2)
-	st := r.waitStatus(t, "3 listening workers", func(st lcStatusDoc) bool {
-		return st.Snapshot.Desired == 3 && len(st.listeningPids()) == 3
+	r.waitLogAfter(0, hangGuard, "workers resized", "from", 2, "to", 3, "reason", "SIGTTIN")
+	r.waitLogAfter(0, hangGuard, "worker listening", "index", 2)
+	st := r.waitStatus(t, "3 listening workers", func(st health.Status) bool {
+		return st.Snapshot.Desired == 3 && len(listeningPids(st)) == 3
 	})
-	three := st.listeningPids()
+	three := listeningPids(st)
 	var idx2 int
 	for _, w := range st.Snapshot.Workers {
 		if w.Index == 2 {
@@ -359,7 +139,7 @@ func TestC8TTINTTOU(t *testing.T) {
 	}
 
 	// Requests until all three have answered (at most 10 s, 3000 requests).
-	load := lcLoad(t, lgConfig{Addr: r.addr, Path: "/?delay=20", Clients: 6, Duration: 10 * time.Second, Count: 3000})
+	load := startLoad(t, loadConfig{Addr: r.addr, Path: "/?delay=20", Clients: 6, Duration: 10 * time.Second, Count: 3000})
 	for {
 		_, _, workers := load.Progress()
 		if workers >= 3 {
@@ -377,21 +157,21 @@ func TestC8TTINTTOU(t *testing.T) {
 	if res.Failures() != 0 {
 		t.Errorf("%d failed requests with 3 workers:\n%s", res.Failures(), res.FailureSample(10, res.Start))
 	}
-	if got := res.Workers(); len(got) != 3 || !lcSameSet(lcAtoi(t, got), three) {
+	if got := res.Workers(); len(got) != 3 || !sameSet(atoiAll(t, got), three) {
 		t.Errorf("answers came from %v, want the 3 workers %v", got, three)
 	}
 
 	// SIGTTOU under load of slow requests: index 2 stops gracefully.
 	mark := len(r.stderr.snapshot())
-	slow := lcLoad(t, lgConfig{Addr: r.addr, Path: "/?delay=300", Clients: 6, Duration: 2500 * time.Millisecond})
+	slow := startLoad(t, loadConfig{Addr: r.addr, Path: "/?delay=300", Clients: 6, Duration: 2500 * time.Millisecond})
 	time.Sleep(700 * time.Millisecond)
 	r.signal(syscall.SIGTTOU)
-	lcFind(t, r.herdRun, mark, 20*time.Second, "workers resized", "from", 3, "to", 2, "reason", "SIGTTOU")
-	stop, _ := lcFind(t, r.herdRun, mark, 20*time.Second, "worker stopping", "index", 2)
+	r.waitLogAfter(mark, hangGuard, "workers resized", "from", 3, "to", 2, "reason", "SIGTTOU")
+	stop, _ := r.waitLogAfter(mark, hangGuard, "worker stopping", "index", 2)
 	if pid, _ := stop.num("pid"); pid != idx2 || stop.str("reason") != "SIGTTOU" || stop.str("signal") != "TERM" {
 		t.Errorf("stopping line %s; want pid %d, reason SIGTTOU, signal TERM", stop.raw, idx2)
 	}
-	lcExitedCleanly(t, r.herdRun, []int{idx2})
+	r.checkExitedCleanly([]int{idx2})
 	sres := slow.Wait()
 	t.Logf("slow requests (300 ms) across SIGTTOU: %s", sres)
 	if sres.Failures() != 0 {
@@ -403,10 +183,10 @@ func TestC8TTINTTOU(t *testing.T) {
 	// Not restarted: well past the restart backoff, 2 workers and no new
 	// start in slot 2.
 	time.Sleep(1500 * time.Millisecond)
-	st = r.waitStatus(t, "2 workers", func(st lcStatusDoc) bool {
+	st = r.waitStatus(t, "2 workers", func(st health.Status) bool {
 		return st.Snapshot.Desired == 2 && len(st.Snapshot.Workers) == 2
 	})
-	if n := len(lcLines(r.herdRun, mark, -1, "worker started", "index", 2)); n != 0 {
+	if n := len(r.logsBetween(mark, -1, "worker started", "index", 2)); n != 0 {
 		t.Errorf("slot 2 was started again %d times after SIGTTOU", n)
 	}
 	if n := r.stderr.count("worker restart scheduled"); n != 0 {
@@ -415,11 +195,11 @@ func TestC8TTINTTOU(t *testing.T) {
 
 	// 2 → 1, then SIGTTOU at 1 changes nothing.
 	r.signal(syscall.SIGTTOU)
-	lcFind(t, r.herdRun, mark, 20*time.Second, "workers resized", "from", 2, "to", 1, "reason", "SIGTTOU")
-	stop1, _ := lcFind(t, r.herdRun, mark, 20*time.Second, "worker stopping", "index", 1)
+	r.waitLogAfter(mark, hangGuard, "workers resized", "from", 2, "to", 1, "reason", "SIGTTOU")
+	stop1, _ := r.waitLogAfter(mark, hangGuard, "worker stopping", "index", 1)
 	pid1, _ := stop1.num("pid")
-	lcExitedCleanly(t, r.herdRun, []int{pid1})
-	r.waitStatus(t, "1 worker", func(st lcStatusDoc) bool {
+	r.checkExitedCleanly([]int{pid1})
+	r.waitStatus(t, "1 worker", func(st health.Status) bool {
 		return st.Snapshot.Desired == 1 && len(st.Snapshot.Workers) == 1
 	})
 	mark = len(r.stderr.snapshot())
@@ -428,24 +208,24 @@ func TestC8TTINTTOU(t *testing.T) {
 	// herd time to take SIGTTOU (22) before SIGTTIN (21) follows.
 	time.Sleep(500 * time.Millisecond)
 	st = r.status(t)
-	if st.Snapshot.Desired != 1 || len(st.listeningPids()) != 1 {
-		t.Errorf("after SIGTTOU at 1 worker: desired %d, listening %v; want 1 listening worker", st.Snapshot.Desired, st.listeningPids())
+	if st.Snapshot.Desired != 1 || len(listeningPids(st)) != 1 {
+		t.Errorf("after SIGTTOU at 1 worker: desired %d, listening %v; want 1 listening worker", st.Snapshot.Desired, listeningPids(st))
 	}
 	// SIGTTIN now resizes from 1: the SIGTTOU before it changed nothing.
 	r.signal(syscall.SIGTTIN)
-	lcFind(t, r.herdRun, mark, 20*time.Second, "workers resized", "reason", "SIGTTIN")
-	if got := lcLines(r.herdRun, mark, -1, "workers resized"); len(got) != 1 || got[0].str("from") != "1" || got[0].str("to") != "2" {
-		t.Errorf("after SIGTTOU at 1 worker and SIGTTIN: resized lines %v; want one, from 1 to 2", lcRaw(got))
+	r.waitLogAfter(mark, hangGuard, "workers resized", "reason", "SIGTTIN")
+	if got := r.logsBetween(mark, -1, "workers resized"); len(got) != 1 || got[0].str("from") != "1" || got[0].str("to") != "2" {
+		t.Errorf("after SIGTTOU at 1 worker and SIGTTIN: resized lines %v; want one, from 1 to 2", rawLines(got))
 	}
-	for _, l := range lcLines(r.herdRun, 0, -1, "workers resized") {
+	for _, l := range r.logsBetween(0, -1, "workers resized") {
 		if to, _ := l.num("to"); to < 1 {
 			t.Errorf("resized below 1 worker: %s", l.raw)
 		}
 	}
-	if n := len(lcLines(r.herdRun, 0, -1, "workers resized", "reason", "SIGTTOU")); n != 2 {
+	if n := len(r.logsBetween(0, -1, "workers resized", "reason", "SIGTTOU")); n != 2 {
 		t.Errorf("%d SIGTTOU resizes, want 2 (3→2, 2→1)", n)
 	}
-	lcFind(t, r.herdRun, mark, 20*time.Second, "worker listening", "index", 1)
+	r.waitLogAfter(mark, hangGuard, "worker listening", "index", 1)
 
 	r.signal(syscall.SIGTERM)
 	if code := r.exitCode(40 * time.Second); code != 0 {
@@ -453,31 +233,10 @@ func TestC8TTINTTOU(t *testing.T) {
 	}
 }
 
-func lcAtoi(t *testing.T, ss []string) []int {
-	t.Helper()
-	out := make([]int, 0, len(ss))
-	for _, s := range ss {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatalf("worker id %q is not a pid", s)
-		}
-		out = append(out, n)
-	}
-	return out
-}
-
-func lcRaw(lines []logLine) []string {
-	out := make([]string, len(lines))
-	for i, l := range lines {
-		out[i] = l.raw
-	}
-	return out
-}
-
-// lcInFlightMargin: requests that start this long after the test sent
+// inFlightMargin: requests that start this long after the test sent
 // SIGTERM still count as accepted before the listeners closed (herd has
 // not even signalled the workers that soon).
-const lcInFlightMargin = 2 * time.Millisecond
+const inFlightMargin = 2 * time.Millisecond
 
 // D7: under steady load, SIGTERM: every request accepted before the
 // listeners closed completes with 200, and herd exits 0 once the workers
@@ -487,9 +246,9 @@ const lcInFlightMargin = 2 * time.Millisecond
 // workers stop accepting.
 func TestD7InFlightCompleteOnSIGTERM(t *testing.T) {
 	t.Parallel()
-	r := lcStart(t, 2)
-	slow := lcLoad(t, lgConfig{Addr: r.addr, Path: "/?delay=300", Clients: 8, Interval: 20 * time.Millisecond, Duration: 20 * time.Second})
-	fast := lcLoad(t, lgConfig{Addr: r.addr, Path: "/", Clients: 4, Interval: 5 * time.Millisecond, Duration: 20 * time.Second})
+	r := startLifeServers(t, 2)
+	slow := startLoad(t, loadConfig{Addr: r.addr, Path: "/?delay=300", Clients: 8, Interval: 20 * time.Millisecond, Duration: 20 * time.Second})
+	fast := startLoad(t, loadConfig{Addr: r.addr, Path: "/", Clients: 4, Interval: 5 * time.Millisecond, Duration: 20 * time.Second})
 	time.Sleep(2 * time.Second)
 	if ok, _, _ := slow.Progress(); ok == 0 {
 		t.Fatalf("no slow request answered before SIGTERM")
@@ -499,17 +258,17 @@ func TestD7InFlightCompleteOnSIGTERM(t *testing.T) {
 	code := r.exitCode(40 * time.Second)
 	exitAt := time.Now()
 	time.Sleep(100 * time.Millisecond) // a few requests after herd is gone
-	res := lgMerge(slow.Stop(), fast.Stop())
+	res := mergeLoads(slow.Stop(), fast.Stop())
 
-	cut := sigAt.Add(lcInFlightMargin)
+	cut := sigAt.Add(inFlightMargin)
 	before := res.StartedBefore(cut)
-	inflight := before.Filter(func(rec lgRecord) bool { return rec.End.After(sigAt) })
+	inflight := before.Filter(func(rec loadRecord) bool { return rec.End.After(sigAt) })
 	after := res.StartedFrom(cut)
-	whileStopping := after.Filter(func(rec lgRecord) bool { return rec.Start.Before(exitAt) })
-	afterExit := after.Filter(func(rec lgRecord) bool { return !rec.Start.Before(exitAt) })
-	t.Logf("started before SIGTERM+%v: %s", lcInFlightMargin, before)
+	whileStopping := after.Filter(func(rec loadRecord) bool { return rec.Start.Before(exitAt) })
+	afterExit := after.Filter(func(rec loadRecord) bool { return !rec.Start.Before(exitAt) })
+	t.Logf("started before SIGTERM+%v: %s", inFlightMargin, before)
 	t.Logf("  of which still in flight at SIGTERM: %s", inflight)
-	t.Logf("started after that, while herd was stopping (it exited %.0f ms after SIGTERM): %s", lgMs(exitAt.Sub(sigAt)), whileStopping)
+	t.Logf("started after that, while herd was stopping (it exited %.0f ms after SIGTERM): %s", ms(exitAt.Sub(sigAt)), whileStopping)
 	t.Logf("started after herd exited: %s", afterExit)
 	if before.Failures() != 0 {
 		t.Errorf("%d requests started before SIGTERM failed, want 0:\n%s", before.Failures(), before.FailureSample(20, sigAt))
@@ -526,14 +285,14 @@ func TestD7InFlightCompleteOnSIGTERM(t *testing.T) {
 	// lands in the microseconds between a worker's last accept and its
 	// close can still be reset; before herd closed its copy, every client's
 	// next request was (12 of 12).
-	if n := whileStopping.Failed[lgReset] + whileStopping.Failed[lgClosed]; n > 2 {
+	if n := whileStopping.Failed[loadReset] + whileStopping.Failed[loadClosed]; n > 2 {
 		t.Errorf("%d requests started after SIGTERM connected and were then reset instead of refused: "+
 			"a listening socket stayed open after the workers stopped accepting", n)
 	}
 	if code != 0 {
 		t.Errorf("exit code %d, want 0 (every worker drained and exited 0)", code)
 	}
-	lcExitedCleanly(t, r.herdRun, lcPids(t, lcLines(r.herdRun, 0, -1, "worker started")))
+	r.checkExitedCleanly(logPids(t, r.logsBetween(0, -1, "worker started")))
 }
 
 // D8: HERD_SHUTDOWN_DELAY=3s: /readyz answers 503 from the first request
@@ -542,26 +301,26 @@ func TestD7InFlightCompleteOnSIGTERM(t *testing.T) {
 func TestD8ReadinessDuringShutdownDelay(t *testing.T) {
 	t.Parallel()
 	const delay = 3 * time.Second
-	r := lcStart(t, 2, "HERD_HEALTH_ADDR=127.0.0.1:0", "HERD_SHUTDOWN_DELAY=3s")
-	r.waitStatus(t, "ready", func(st lcStatusDoc) bool { return st.Ready })
+	r := startLifeServers(t, 2, "HERD_HEALTH_ADDR=127.0.0.1:0", "HERD_SHUTDOWN_DELAY=3s")
+	r.waitStatus(t, "ready", func(st health.Status) bool { return st.Ready })
 	if code, body, err := r.get("/readyz"); err != nil || code != http.StatusOK || strings.TrimSpace(body) != "ok" {
 		t.Fatalf("/readyz before SIGTERM: %d %q %v; want 200 ok", code, body, err)
 	}
-	load := lcLoad(t, lgConfig{Addr: r.addr, Clients: 4, Interval: 5 * time.Millisecond, Duration: 20 * time.Second})
+	load := startLoad(t, loadConfig{Addr: r.addr, Clients: 4, Interval: 5 * time.Millisecond, Duration: 20 * time.Second})
 	time.Sleep(time.Second)
 
 	mark := len(r.stderr.snapshot())
 	sigAt := time.Now()
 	r.signal(syscall.SIGTERM)
-	drainLine, drainIdx := lcFind(t, r.herdRun, mark, 10*time.Second,
+	drainLine, drainIdx := r.waitLogAfter(mark, 10*time.Second,
 		"draining: readiness fails now, workers stop after the shutdown delay")
 	code, body, err := r.get("/readyz")
 	if err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "draining") {
 		t.Errorf("first /readyz after the draining line: %d %q %v; want 503 naming draining", code, body, err)
 	}
-	if st := r.status(t); !st.Snapshot.Draining || len(st.listeningPids()) != 2 {
+	if st := r.status(t); !st.Snapshot.Draining || len(listeningPids(st)) != 2 {
 		t.Errorf("/status during the delay: draining %v, listening %v; want draining with both workers still listening",
-			st.Snapshot.Draining, st.listeningPids())
+			st.Snapshot.Draining, listeningPids(st))
 	}
 	if drainLine.str("delay") != "3s" {
 		t.Errorf("draining line %s; want delay 3s", drainLine.raw)
@@ -572,7 +331,7 @@ func TestD8ReadinessDuringShutdownDelay(t *testing.T) {
 	var shutdownLine logLine
 	shutdownIdx := -1
 	for shutdownIdx < 0 {
-		if l, i, ok := r.stderr.find(drainIdx, 0, func(l logLine) bool { return l.is("shutdown") }); ok {
+		if l, i, ok := r.stderr.first(drainIdx, func(l logLine) bool { return l.is("shutdown") }); ok {
 			shutdownLine, shutdownIdx = l, i
 			break
 		}
@@ -581,29 +340,29 @@ func TestD8ReadinessDuringShutdownDelay(t *testing.T) {
 		}
 		code, body, err := r.get("/readyz")
 		if err != nil || code != http.StatusServiceUnavailable {
-			if _, _, ok := r.stderr.find(drainIdx, 0, func(l logLine) bool { return l.is("shutdown") }); ok {
+			if _, _, ok := r.stderr.first(drainIdx, func(l logLine) bool { return l.is("shutdown") }); ok {
 				continue // the delay ended meanwhile
 			}
 			not503++
 			t.Errorf("/readyz during the shutdown delay (%.0f ms after SIGTERM): %d %q %v; want 503",
-				lgMs(time.Since(sigAt)), code, body, err)
+				ms(time.Since(sigAt)), code, body, err)
 		}
 		polls++
 		time.Sleep(100 * time.Millisecond)
 	}
-	drainAt, shutAt := lcTime(t, drainLine), lcTime(t, shutdownLine)
+	drainAt, shutAt := logTime(t, drainLine), logTime(t, shutdownLine)
 	if got := shutAt.Sub(drainAt); got < delay-10*time.Millisecond {
 		t.Errorf("workers asked to stop %v after the draining line, want the delay %v", got, delay)
 	}
-	if n := len(lcLines(r.herdRun, drainIdx, shutdownIdx, "worker stopping")) + len(lcLines(r.herdRun, drainIdx, shutdownIdx, "worker exited")); n != 0 {
+	if n := len(r.logsBetween(drainIdx, shutdownIdx, "worker stopping")) + len(r.logsBetween(drainIdx, shutdownIdx, "worker exited")); n != 0 {
 		t.Errorf("%d workers stopped or exited during the shutdown delay", n)
 	}
 
 	exit := r.exitCode(40 * time.Second)
 	res := load.Stop()
-	during := res.Filter(func(rec lgRecord) bool { return !rec.Start.Before(sigAt) && rec.Start.Before(shutAt) })
+	during := res.Filter(func(rec loadRecord) bool { return !rec.Start.Before(sigAt) && rec.Start.Before(shutAt) })
 	t.Logf("/readyz polls during the delay: %d, all 503: %v", polls, not503 == 0)
-	t.Logf("requests started during the shutdown delay (%.0f ms): %s", lgMs(shutAt.Sub(sigAt)), during)
+	t.Logf("requests started during the shutdown delay (%.0f ms): %s", ms(shutAt.Sub(sigAt)), during)
 	t.Logf("all requests: %s", res)
 	if n := res.StartedBefore(shutAt).Failures(); n != 0 {
 		t.Errorf("%d requests started before the workers were asked to stop failed, want 0:\n%s", n, res.StartedBefore(shutAt).FailureSample(20, sigAt))
@@ -614,5 +373,5 @@ func TestD8ReadinessDuringShutdownDelay(t *testing.T) {
 	if exit != 0 {
 		t.Errorf("exit code %d, want 0", exit)
 	}
-	lcExitedCleanly(t, r.herdRun, lcPids(t, lcLines(r.herdRun, 0, -1, "worker started")))
+	r.checkExitedCleanly(logPids(t, r.logsBetween(0, -1, "worker started")))
 }

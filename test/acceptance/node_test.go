@@ -30,8 +30,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -42,7 +40,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,781 +50,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ndGuard is the hang guard for one awaited event.
-const ndGuard = 20 * time.Second
-
-// ---------------------------------------------------------------------------
-// Starting herd with node workers
-
-// ndOpts describes one run of herd with node workers.
-type ndOpts struct {
-	workers int
-	policy  string   // HERD_SCHED_POLICY; "default": not set at all
-	env     []string // more of herd's environment
-	script  string   // testdata file (default node_listen.js)
-	cfg     any      // node_listen.js's configuration (argv[2], as JSON)
-	args    []string // script arguments (instead of cfg)
-	trace   bool     // preload node_trace.js
-	mode    runMode  // asPID1 unless set
-	strace  string   // run herd under strace -f, writing this file (mode underNSInit)
-	dir     string   // herd's (and so the workers') working directory
-}
-
-// ndStart starts herd with node workers as o says.
-func ndStart(t *testing.T, o ndOpts) *herdRun {
-	t.Helper()
-	node := requireTool(t, "node")
-	if o.script == "" {
-		o.script = "node_listen.js"
-	}
-	argv := []string{node}
-	if o.trace {
-		argv = append(argv, "-r", testdataPath(t, "node_trace.js"))
-	}
-	argv = append(argv, testdataPath(t, o.script))
-	if o.cfg != nil {
-		b, err := json.Marshal(o.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		argv = append(argv, string(b))
-	}
-	argv = append(argv, o.args...)
-	env := []string{"HERD_WORKERS=" + strconv.Itoa(max(o.workers, 1))}
-	var unset []string
-	switch o.policy {
-	case "":
-	case "default":
-		unset = []string{"HERD_SCHED_POLICY", "NODE_CLUSTER_SCHED_POLICY"}
-	default:
-		env = append(env, "HERD_SCHED_POLICY="+o.policy)
-	}
-	env = append(env, o.env...)
-	s := spec{mode: o.mode, env: env, args: cmdArgs(argv...), dir: o.dir, unset: unset}
-	if o.strace != "" {
-		st := requireTool(t, "strace")
-		s.mode = underNSInit
-		s.wrap = []string{st, "-f", "-Y", "--seccomp-bpf", "-qq", "-xx", "-s", "8192",
-			"-e", "trace=sendmsg,recvmsg,close", "-o", o.strace}
-	}
-	return start(t, s)
-}
-
-// ndStop sends SIGTERM to herd and waits for its exit code.
-func ndStop(t *testing.T, r *herdRun) int {
-	t.Helper()
-	if !r.exited() {
-		r.signal(unix.SIGTERM)
-	}
-	return r.exitCode(40 * time.Second)
-}
-
-// ndListening waits until n "worker listening" records were logged and
-// returns the pids (herd's view) of those n workers.
-func ndListening(t *testing.T, r *herdRun, n int) []int {
-	t.Helper()
-	if !r.stderr.waitCount("worker listening", n, ndGuard) {
-		t.Fatalf("%d workers did not listen (exited: %v)", n, r.exited())
-	}
-	var pids []int
-	for _, l := range r.logs("worker listening")[:n] {
-		p, _ := l.num("pid")
-		pids = append(pids, p)
-	}
-	return pids
-}
-
-// ndStarted maps the pid of every worker herd started to its id.
-func ndStarted(r *herdRun) map[int]int {
-	ids := map[int]int{}
-	for _, l := range r.logs("worker started") {
-		p, _ := l.num("pid")
-		id, _ := l.num("id")
-		ids[p] = id
-	}
-	return ids
-}
-
-// ndHostPID maps a pid in herd's PID namespace to the test's view (the last
-// NSpid of a descendant of the test's child).
-func ndHostPID(t *testing.T, r *herdRun, nspid int) int {
-	t.Helper()
-	for _, p := range descendants(r.root) {
-		v, err := statusField(p.pid, "NSpid")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) > 0 && f[len(f)-1] == strconv.Itoa(nspid) {
-			return p.pid
-		}
-	}
-	if r.s.mode == asDirect {
-		return nspid
-	}
-	t.Fatalf("no descendant of %d has pid %d in herd's namespace", r.root, nspid)
-	return 0
-}
-
-// ---------------------------------------------------------------------------
-// The worker's side: node_trace.js and node_listen.js events
-
-// ndEv is one "@@ {json}" line a worker wrote on stdout.
-type ndEv struct {
-	raw    string
-	Ev     string         `json:"ev"`
-	Pid    int            `json:"pid"`
-	T      int64          `json:"t"`
-	Msg    map[string]any `json:"msg"`
-	Handle *ndHandle      `json:"handle"`
-	// start
-	IsWorker   bool    `json:"isWorker"`
-	ID         *int    `json:"id"`
-	State      string  `json:"state"`
-	EnvUnique  *string `json:"env_unique"`
-	EnvChannel *string `json:"env_channel"`
-	ChannelFD  *int    `json:"channelFd"`
-	// exit
-	Code any `json:"code"`
-	// app
-	What    string         `json:"what"`
-	I       int            `json:"i"`
-	Address map[string]any `json:"address"`
-	Path    string         `json:"path"`
-	Rport   int            `json:"rport"`
-	Index   string         `json:"index"`
-}
-
-// ndHandle describes an fd that came or went with a message.
-type ndHandle struct {
-	Type     string         `json:"type"`
-	Wraps    string         `json:"wraps"`
-	FD       int            `json:"fd"`
-	Flags    string         `json:"flags"`
-	Link     string         `json:"link"`
-	Sockname map[string]any `json:"sockname"`
-	Peer     map[string]any `json:"peer"`
-	TCPState *string        `json:"tcpState"`
-}
-
-// nonblocking reports whether the fd's open file description had O_NONBLOCK.
-func (h *ndHandle) nonblocking() bool {
-	f, err := strconv.ParseUint(h.Flags, 8, 64)
-	return err == nil && f&unix.O_NONBLOCK != 0
-}
-
-func ndParse(raw string) (ndEv, bool) {
-	s, ok := strings.CutPrefix(raw, "@@ ")
-	if !ok {
-		return ndEv{}, false
-	}
-	e := ndEv{raw: raw}
-	if json.Unmarshal([]byte(s), &e) != nil {
-		return ndEv{}, false
-	}
-	return e, true
-}
-
-// str is a message field as text ("" when absent); numbers print as JSON.
-func ndStr(m map[string]any, key string) string {
-	v, ok := m[key]
-	if !ok || v == nil {
-		return ""
-	}
-	if f, ok := v.(float64); ok {
-		return strconv.FormatFloat(f, 'f', -1, 64)
-	}
-	return fmt.Sprint(v)
-}
-
-func (e ndEv) cmd() string { return ndStr(e.Msg, "cmd") }
-func (e ndEv) act() string { return ndStr(e.Msg, "act") }
-
-// inner is the message a NODE_HANDLE envelope carries.
-func (e ndEv) inner() map[string]any {
-	m, _ := e.Msg["msg"].(map[string]any)
-	return m
-}
-
-// is reports whether e is a cluster message with act (or, for act "",
-// a reply) going in direction ev.
-func (e ndEv) is(ev, act string) bool {
-	return e.Ev == ev && e.cmd() == "NODE_CLUSTER" && e.act() == act
-}
-
-func ndEvents(r *herdRun) []ndEv {
-	var out []ndEv
-	for _, l := range r.stdout.snapshot() {
-		if e, ok := ndParse(l.raw); ok {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// ndWait waits for a worker event that match accepts.
-func ndWait(t *testing.T, r *herdRun, what string, match func(ndEv) bool) ndEv {
-	t.Helper()
-	l, _, ok := r.stdout.find(0, ndGuard, func(l logLine) bool {
-		e, ok := ndParse(l.raw)
-		return ok && match(e)
-	})
-	if !ok {
-		t.Fatalf("no worker event: %s (herd exited: %v)", what, r.exited())
-	}
-	e, _ := ndParse(l.raw)
-	return e
-}
-
-// ndWaitN waits for n distinct workers' events that match accepts and
-// returns the first of each worker, in order.
-func ndWaitN(t *testing.T, r *herdRun, n int, what string, match func(ndEv) bool) []ndEv {
-	t.Helper()
-	deadline := time.Now().Add(ndGuard)
-	for {
-		seen := map[int]bool{}
-		var got []ndEv
-		for _, e := range ndEvents(r) {
-			if match(e) && !seen[e.Pid] {
-				seen[e.Pid] = true
-				got = append(got, e)
-			}
-		}
-		if len(got) >= n {
-			return got[:n]
-		}
-		if time.Now().After(deadline) || r.exited() {
-			t.Fatalf("%d of %d workers: %s (herd exited: %v)", len(got), n, what, r.exited())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// ndReady waits until n workers of node_listen.js said ready (every server
-// listened) and returns their pids, in order; a server that failed to
-// listen fails the test.
-func ndReady(t *testing.T, r *herdRun, n int) []int {
-	t.Helper()
-	pids := ndReadyAllowErr(t, r, n)
-	for _, e := range ndEvents(r) {
-		if e.Ev == "app" && e.What == "error" {
-			t.Fatalf("pid %d: server %d could not listen: %s", e.Pid, e.I, e.raw)
-		}
-	}
-	return pids
-}
-
-// ndReadyAllowErr is ndReady for a test that expects some listen() to fail.
-func ndReadyAllowErr(t *testing.T, r *herdRun, n int) []int {
-	t.Helper()
-	var pids []int
-	for _, e := range ndWaitN(t, r, n, "app ready", func(e ndEv) bool { return e.Ev == "app" && e.What == "ready" }) {
-		pids = append(pids, e.Pid)
-	}
-	return pids
-}
-
-// ndPorts returns, per worker pid, the port each server (by index) listens on.
-func ndPorts(r *herdRun) map[int]map[int]int {
-	out := map[int]map[int]int{}
-	for _, e := range ndEvents(r) {
-		if e.Ev != "app" || e.What != "listening" {
-			continue
-		}
-		if out[e.Pid] == nil {
-			out[e.Pid] = map[int]int{}
-		}
-		p, _ := e.Address["port"].(float64)
-		out[e.Pid][e.I] = int(p)
-	}
-	return out
-}
-
-// ndReplyTo finds the reply a worker received to its out message m.
-func ndReplyTo(evs []ndEv, out ndEv) (ndEv, bool) {
-	seq := ndStr(out.Msg, "seq")
-	for _, e := range evs {
-		if e.Pid == out.Pid && e.Ev == "in" && e.cmd() == "NODE_CLUSTER" && ndStr(e.Msg, "ack") == seq && e.act() == "" {
-			return e, true
-		}
-	}
-	return ndEv{}, false
-}
-
-// ndHandedTo returns, per worker pid, the client ports of the connections
-// that worker received (a newconn's fd, as node_trace.js saw it arrive) or
-// accepted (node_listen.js's conn events).
-func ndHandedTo(r *herdRun) map[int]map[int]bool {
-	out := map[int]map[int]bool{}
-	add := func(pid, port int) {
-		if out[pid] == nil {
-			out[pid] = map[int]bool{}
-		}
-		out[pid][port] = true
-	}
-	for _, e := range ndEvents(r) {
-		switch {
-		case e.Ev == "app" && e.What == "conn":
-			add(e.Pid, e.Rport)
-		case e.Ev == "in" && e.cmd() == "NODE_HANDLE" && e.Handle != nil && e.Handle.Peer != nil:
-			p, _ := e.Handle.Peer["port"].(float64)
-			add(e.Pid, int(p))
-		}
-	}
-	return out
-}
-
-// ---------------------------------------------------------------------------
-// Clients
-
-// ndResp is one request on a new connection.
-type ndResp struct {
-	status     int
-	body       string
-	header     http.Header
-	lport      int // the client's local port: the worker logs it as rport
-	err        error
-	start, end time.Time
-}
-
-func (r ndResp) ok() bool { return r.err == nil && r.status == http.StatusOK }
-
-func (r ndResp) String() string {
-	if r.err != nil {
-		return fmt.Sprintf("port %d: %v", r.lport, r.err)
-	}
-	return fmt.Sprintf("port %d: %d %q", r.lport, r.status, r.body)
-}
-
-// ndGet sends GET path on a new connection (Connection: close) to addr, a
-// loopback host:port or a unix socket path (network "unix").
-func ndGet(network, addr, path string, timeout time.Duration) (res ndResp) {
-	res.start = time.Now()
-	defer func() { res.end = time.Now() }()
-	if network != "unix" {
-		host, _, err := net.SplitHostPort(addr)
-		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-			res.err = fmt.Errorf("not a loopback address: %q", addr)
-			return res
-		}
-	}
-	d := net.Dialer{Timeout: timeout}
-	c, err := d.Dial(network, addr)
-	if err != nil {
-		res.err = err
-		return res
-	}
-	defer c.Close()
-	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
-		res.lport = a.Port
-	}
-	_ = c.SetDeadline(res.start.Add(timeout))
-	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", path); err != nil {
-		res.err = err
-		return res
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		res.err = err
-		return res
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	res.status, res.body, res.header, res.err = resp.StatusCode, strings.TrimSpace(string(b)), resp.Header, err
-	return res
-}
-
-// ndLoop is a closed-loop load: clients each send requests one after the
-// other, every one on a new connection, until stopped.
-type ndLoop struct {
-	mu       sync.Mutex
-	res      []ndResp
-	stop     chan struct{}
-	stopOnce sync.Once
-	wg       sync.WaitGroup
-}
-
-func ndStartLoop(addr, path string, clients int, pause time.Duration) *ndLoop {
-	l := &ndLoop{stop: make(chan struct{})}
-	for i := 0; i < clients; i++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for n := 0; n < 20000; n++ { // bounded whatever happens
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				r := ndGet("tcp", addr, path, 10*time.Second)
-				l.mu.Lock()
-				l.res = append(l.res, r)
-				l.mu.Unlock()
-				if pause > 0 {
-					time.Sleep(pause)
-				}
-			}
-		}()
-	}
-	return l
-}
-
-func (l *ndLoop) snapshot() []ndResp {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]ndResp(nil), l.res...)
-}
-
-func (l *ndLoop) Stop() []ndResp {
-	l.stopOnce.Do(func() { close(l.stop) })
-	l.wg.Wait()
-	return l.snapshot()
-}
-
-func ndCount(rs []ndResp) (ok int, failed []ndResp, by map[string]int) {
-	by = map[string]int{}
-	for _, r := range rs {
-		if r.ok() {
-			ok++
-			by[r.body]++
-		} else {
-			failed = append(failed, r)
-		}
-	}
-	return ok, failed, by
-}
-
-// ---------------------------------------------------------------------------
-// Ports, sockets and fds
-
-var (
-	ndPortMu   sync.Mutex
-	ndPortUsed = map[int]bool{}
-	ndPortNext int
-)
-
-// ndPortFree reports whether port is free for TCP (dual-stack and
-// 127.0.0.1) and UDP on 127.0.0.1.
-func ndPortFree(port int) bool {
-	for _, a := range []struct{ net, addr string }{{"tcp", ""}, {"tcp4", "127.0.0.1"}} {
-		l, err := net.Listen(a.net, net.JoinHostPort(a.addr, strconv.Itoa(port)))
-		if err != nil {
-			return false
-		}
-		l.Close()
-	}
-	c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
-// ndFreePort returns a port that is free for TCP (dual-stack and
-// 127.0.0.1) and UDP on 127.0.0.1, not handed out before in this run, and
-// below the kernel's ephemeral range: the tests' many client connections
-// take their local ports from that range, and one of them could take a port
-// handed out here before herd binds it. (network and host name what the
-// caller will bind; every port is checked for all of them.)
-func ndFreePort(t *testing.T, network, host string) int {
-	t.Helper()
-	ndPortMu.Lock()
-	defer ndPortMu.Unlock()
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				low = n
-			}
-		}
-	}
-	first := max(low-12000, 1024)
-	if ndPortNext == 0 {
-		ndPortNext = first + (os.Getpid()*7919)%(low-first)
-	}
-	for i := 0; i < low-first; i++ {
-		port := ndPortNext
-		ndPortNext++
-		if ndPortNext >= low {
-			ndPortNext = first
-		}
-		if !ndPortUsed[port] && ndPortFree(port) {
-			ndPortUsed[port] = true
-			return port
-		}
-	}
-	t.Fatalf("no free port below %d for %s %s", low, network, host)
-	return 0
-}
-
-// ndListenInodes returns the inodes of the sockets in LISTEN state on port
-// in the kernel's TCP tables (the test's network namespace is herd's).
-func ndListenInodes(t *testing.T, port int) map[string]bool {
-	t.Helper()
-	out := map[string]bool{}
-	hexPort := fmt.Sprintf(":%04X", port)
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			p := strings.Fields(line)
-			if len(p) > 9 && strings.HasSuffix(p[1], hexPort) && p[3] == "0A" {
-				out[p[9]] = true
-			}
-		}
-	}
-	return out
-}
-
-var ndSocketRE = regexp.MustCompile(`^socket:\[(\d+)\]$`)
-
-// ndSocketInodes returns the inodes of pid's socket fds, by fd.
-func ndSocketInodes(pid int) map[int]string {
-	out := map[int]string{}
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		link, err := os.Readlink(filepath.Join(dir, e.Name()))
-		if err != nil {
-			continue
-		}
-		if m := ndSocketRE.FindStringSubmatch(link); m != nil {
-			fd, _ := strconv.Atoi(e.Name())
-			out[fd] = m[1]
-		}
-	}
-	return out
-}
-
-// ndHolds reports which of inodes pid has open.
-func ndHolds(pid int, inodes map[string]bool) []string {
-	var held []string
-	seen := map[string]bool{}
-	for _, ino := range ndSocketInodes(pid) {
-		if inodes[ino] && !seen[ino] {
-			seen[ino] = true
-			held = append(held, ino)
-		}
-	}
-	sort.Strings(held)
-	return held
-}
-
-// ndFdFlags returns the flags line of /proc/pid/fdinfo/fd.
-func ndFdFlags(pid, fd int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "flags:"); ok {
-			return strconv.ParseUint(strings.TrimSpace(v), 8, 64)
-		}
-	}
-	return 0, errors.New("no flags")
-}
-
-// ndSettleFds waits (up to 5 s) until pid has want fds and returns the count.
-func ndSettleFds(pid, want int) int {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n, err := fdCount(pid)
-		if err != nil || n == want || time.Now().After(deadline) {
-			return n
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// ---------------------------------------------------------------------------
-// herd's side of the wire: strace -f -Y -xx
-
-// ndSys is one completed system call.
-type ndSys struct {
-	tid    int
-	herd   bool   // made by one of herd's threads (not a worker)
-	name   string // sendmsg, recvmsg, close
-	fd     int
-	data   []byte // the iov bytes (at most strace's -s)
-	rights []int  // fds in SCM_RIGHTS
-	ret    int
-	raw    string
-}
-
-var (
-	ndStraceLine = regexp.MustCompile(`^(\d+)<([^>]*)>\s+(.*)$`)
-	ndResumed    = regexp.MustCompile(`^<\.\.\. (\w+) resumed>(.*)$`)
-	ndIov        = regexp.MustCompile(`iov_base="((?:\\x[0-9a-f]{2})*)"`)
-	ndRights     = regexp.MustCompile(`SCM_RIGHTS, cmsg_data=\[([0-9, ]+)\]`)
-	ndRet        = regexp.MustCompile(`\)\s+= (-?\d+)`)
-	ndHexByte    = regexp.MustCompile(`\\x([0-9a-f]{2})`)
-)
-
-func ndUnhex(s string) []byte {
-	var out []byte
-	for _, m := range ndHexByte.FindAllStringSubmatch(s, -1) {
-		b, _ := hex.DecodeString(m[1])
-		out = append(out, b...)
-	}
-	return out
-}
-
-// ndStrace parses strace's output; herd's threads are those whose command
-// name is herd's and whose tid is no worker's pid (a worker runs herd's
-// launcher before it execs node).
-func ndStrace(t *testing.T, file string, workers map[int]bool) []ndSys {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("strace output: %v", err)
-	}
-	comm := filepath.Base(herdPath(t))
-	if len(comm) > 15 {
-		comm = comm[:15]
-	}
-	pending := map[int]string{}
-	var out []ndSys
-	for _, line := range strings.Split(string(b), "\n") {
-		m := ndStraceLine.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		tid, _ := strconv.Atoi(m[1])
-		name := string(ndUnhex(m[2]))
-		rest := m[3]
-		if strings.HasPrefix(rest, "---") || strings.HasPrefix(rest, "+++") {
-			continue
-		}
-		if r := ndResumed.FindStringSubmatch(rest); r != nil {
-			p, ok := pending[tid]
-			if !ok {
-				continue
-			}
-			delete(pending, tid)
-			rest = p + r[2]
-		} else if i := strings.Index(rest, " <unfinished ...>"); i >= 0 {
-			pending[tid] = rest[:i]
-			continue
-		}
-		open := strings.IndexByte(rest, '(')
-		if open < 0 {
-			continue
-		}
-		s := ndSys{tid: tid, name: rest[:open], raw: rest, herd: name == comm && !workers[tid], fd: -1}
-		fdText := rest[open+1:]
-		if i := strings.IndexAny(fdText, ",)"); i >= 0 {
-			s.fd, _ = strconv.Atoi(strings.TrimSpace(fdText[:i]))
-		}
-		if r := ndRet.FindAllStringSubmatch(rest, -1); len(r) > 0 {
-			s.ret, _ = strconv.Atoi(r[len(r)-1][1])
-		}
-		for _, iov := range ndIov.FindAllStringSubmatch(rest, -1) {
-			s.data = append(s.data, ndUnhex(iov[1])...)
-		}
-		if s.ret >= 0 && s.name == "recvmsg" && len(s.data) > s.ret {
-			s.data = s.data[:s.ret]
-		}
-		if r := ndRights.FindStringSubmatch(rest); r != nil {
-			for _, f := range strings.Split(r[1], ",") {
-				if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
-					s.rights = append(s.rights, n)
-				}
-			}
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// ndChannels returns herd's channel fds: those it read a cluster message on.
-func ndChannels(calls []ndSys) map[int]bool {
-	chans := map[int]bool{}
-	for _, c := range calls {
-		if c.herd && c.name == "recvmsg" && c.ret > 0 && bytes.HasPrefix(c.data, []byte(`{"cmd":"NODE_`)) {
-			chans[c.fd] = true
-		}
-	}
-	return chans
-}
-
-// ndCheckHerdWrites checks every line herd wrote on a channel: never empty,
-// always one JSON value (PROTOCOL.md §12.16: an empty or invalid line kills
-// the worker). Lines longer than strace's -s are checked up to there.
-func ndCheckHerdWrites(t *testing.T, calls []ndSys, chans map[int]bool) int {
-	t.Helper()
-	n := 0
-	for _, c := range calls {
-		if !c.herd || c.name != "sendmsg" || !chans[c.fd] || c.ret <= 0 {
-			continue
-		}
-		data := c.data
-		if len(data) >= 8192 {
-			continue // cut by strace
-		}
-		if len(data) == 0 || data[len(data)-1] != '\n' {
-			continue // a line written in parts: its pieces are not lines
-		}
-		for _, line := range bytes.Split(data[:len(data)-1], []byte("\n")) {
-			n++
-			if len(line) == 0 {
-				t.Errorf("herd wrote an empty line on fd %d: %q", c.fd, data)
-			} else if !json.Valid(line) {
-				t.Errorf("herd wrote a line that is not JSON on fd %d: %q", c.fd, line)
-			}
-		}
-	}
-	return n
-}
-
-// ---------------------------------------------------------------------------
-// Herd log helpers
-
-// ndExited returns herd's "worker exited" record for pid.
-func ndExited(t *testing.T, r *herdRun, pid int) logLine {
-	t.Helper()
-	l, _, ok := r.stderr.find(0, ndGuard, func(l logLine) bool {
-		p, _ := l.num("pid")
-		return l.is("worker exited") && p == pid
-	})
-	if !ok {
-		t.Fatalf("no \"worker exited\" for pid %d", pid)
-	}
-	return l
-}
-
-// ndLogDelay parses the delay field of a record.
-func ndLogDelay(t *testing.T, l logLine) time.Duration {
-	t.Helper()
-	d, err := time.ParseDuration(l.str("delay"))
-	if err != nil {
-		t.Fatalf("delay of %s: %v", l.raw, err)
-	}
-	return d
-}
-
-// ndLogTime is the record's time.
-func ndLogTime(t *testing.T, l logLine) time.Time {
-	t.Helper()
-	ts, err := time.Parse(time.RFC3339Nano, l.str("time"))
-	if err != nil {
-		t.Fatalf("time of %s: %v", l.raw, err)
-	}
-	return ts
-}
-
-func ndPidSet(pids ...int) map[string]bool {
-	m := map[string]bool{}
-	for _, p := range pids {
-		m[strconv.Itoa(p)] = true
-	}
-	return m
-}
-
-// ndSelfSigned writes a self-signed certificate for 127.0.0.1 and its key.
-func ndSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -863,9 +87,6 @@ func ndSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 // ---------------------------------------------------------------------------
 // PROTOCOL.md §12: conformance tests against real node
 
-// ndHTTP is a node_listen.js server entry: an http server listening with args.
-func ndHTTP(args ...any) map[string]any { return map[string]any{"kind": "http", "listen": args} }
-
 // TestNodeConformance runs the 19 conformance tests of PROTOCOL.md §12, one
 // subtest each, against the node on PATH through herd's binary. Where a
 // point cannot be seen end to end, or herd departs on purpose from what
@@ -886,25 +107,25 @@ func TestNodeConformance(t *testing.T) {
 		name string
 		fn   func(*testing.T)
 	}{
-		{"01_startup", ndConf01Startup},
-		{"02_rr_basic", ndConf02RRBasic},
-		{"03_shared_basic", ndConf03SharedBasic},
-		{"04_listen0", ndConf04Listen0},
-		{"05_unix_path", ndConf05Unix},
-		{"06_host_ipv6", ndConf06Hosts},
-		{"07_udp", ndConf07UDP},
-		{"08_tls", ndConf08TLS},
-		{"09_errors", ndConf09Errors},
-		{"10_flow_control", ndConf10FlowControl},
-		{"11_app_handles", ndConf11AppHandles},
-		{"12_graceful_disconnect", ndConf12Graceful},
-		{"13_worker_initiated", ndConf13WorkerInitiated},
-		{"14_channel_closed", ndConf14ChannelClosed},
-		{"15_crash", ndConf15Crash},
-		{"16_robustness", ndConf16Robustness},
-		{"17_fd_hygiene", ndConf17FdHygiene},
-		{"18_accepted_false", ndConf18AcceptedFalse},
-		{"19_exclusive", ndConf19Exclusive},
+		{"01_startup", conformance01Startup},
+		{"02_rr_basic", conformance02RRBasic},
+		{"03_shared_basic", conformance03SharedBasic},
+		{"04_listen0", conformance04Listen0},
+		{"05_unix_path", conformance05Unix},
+		{"06_host_ipv6", conformance06Hosts},
+		{"07_udp", conformance07UDP},
+		{"08_tls", conformance08TLS},
+		{"09_errors", conformance09Errors},
+		{"10_flow_control", conformance10FlowControl},
+		{"11_app_handles", conformance11AppHandles},
+		{"12_graceful_disconnect", conformance12Graceful},
+		{"13_worker_initiated", conformance13WorkerInitiated},
+		{"14_channel_closed", conformance14ChannelClosed},
+		{"15_crash", conformance15Crash},
+		{"16_robustness", conformance16Robustness},
+		{"17_fd_hygiene", conformance17FdHygiene},
+		{"18_accepted_false", conformance18AcceptedFalse},
+		{"19_exclusive", conformance19Exclusive},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -914,26 +135,17 @@ func TestNodeConformance(t *testing.T) {
 	}
 }
 
-// ndWorkerSet is the set of every worker pid herd started.
-func ndWorkerSet(r *herdRun) map[int]bool {
-	w := map[int]bool{}
-	for p := range ndStarted(r) {
-		w[p] = true
-	}
-	return w
-}
-
 // §12.1 Startup: the first line each worker writes is online with seq 0
 // (herd's recvmsg, under strace); in the worker, cluster.isWorker is true,
 // cluster.worker.id is the id herd gave it, and NODE_UNIQUE_ID (and
 // NODE_CHANNEL_FD) are gone from process.env.
-func ndConf01Startup(t *testing.T) {
-	port := ndFreePort(t, "tcp", "")
+func conformance01Startup(t *testing.T) {
+	port := freePort(t)
 	file := filepath.Join(t.TempDir(), "strace.txt")
-	r := ndStart(t, ndOpts{workers: 2, policy: "rr", script: "node_plain.js", args: []string{strconv.Itoa(port)}, trace: true, strace: file})
-	ndListening(t, r, 2)
-	starts := ndWaitN(t, r, 2, "preload ran", func(e ndEv) bool { return e.Ev == "start" })
-	ids := ndStarted(r)
+	r := startNode(t, nodeOpts{workers: 2, policy: "rr", script: "node_plain.js", args: []string{strconv.Itoa(port)}, trace: true, strace: file})
+	r.waitListening(2)
+	starts := waitEvents(t, r, 2, "preload ran", func(e event) bool { return e.Ev == "start" })
+	ids := r.workerIDs()
 	for _, e := range starts {
 		if !e.IsWorker {
 			t.Errorf("pid %d: cluster.isWorker is false", e.Pid)
@@ -948,11 +160,11 @@ func ndConf01Startup(t *testing.T) {
 			t.Errorf("pid %d: cluster.worker.state %q, process.channel.fd %v", e.Pid, e.State, e.ChannelFD)
 		}
 	}
-	if code := ndStop(t, r); code != 0 {
+	if code := r.terminate(); code != 0 {
 		t.Errorf("herd exited %d after SIGTERM, want 0", code)
 	}
-	calls := ndStrace(t, file, ndWorkerSet(r))
-	chans := ndChannels(calls)
+	calls := parseStrace(t, file, r.workerPids())
+	chans := channelFds(calls)
 	first := map[int][]byte{}
 	for _, c := range calls {
 		if c.herd && c.name == "recvmsg" && c.ret > 0 && chans[c.fd] && first[c.fd] == nil {
@@ -969,30 +181,30 @@ func ndConf01Startup(t *testing.T) {
 		}
 	}
 	t.Logf("first line on each of %d channels: online seq 0; %d lines herd wrote are valid JSON",
-		len(first), ndCheckHerdWrites(t, calls, chans))
+		len(first), checkHerdWrites(t, calls, chans))
 }
 
-var ndNewconnSeq = regexp.MustCompile(`"act":"newconn","key":"[^"]*","seq":(\d+)`)
+var newconnSeq = regexp.MustCompile(`"act":"newconn","key":"[^"]*","seq":(\d+)`)
 
 // §12.2 rr basic: unmodified listen(PORT), 2 workers; queryServer is
 // answered without an fd, with sockname; 4 sequential requests alternate;
 // each newconn is answered NODE_HANDLE_ACK, then {ack, accepted:true}; herd
 // closes its copy of the connection only after accepted (strace).
-func ndConf02RRBasic(t *testing.T) {
-	port := ndFreePort(t, "tcp", "")
+func conformance02RRBasic(t *testing.T) {
+	port := freePort(t)
 	file := filepath.Join(t.TempDir(), "strace.txt")
-	r := ndStart(t, ndOpts{workers: 2, policy: "rr", script: "node_plain.js", args: []string{strconv.Itoa(port)}, trace: true, strace: file})
-	pids := ndListening(t, r, 2)
+	r := startNode(t, nodeOpts{workers: 2, policy: "rr", script: "node_plain.js", args: []string{strconv.Itoa(port)}, trace: true, strace: file})
+	pids := r.waitListening(2)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	var bodies []string
 	for i := 0; i < 4; i++ {
-		res := ndGet("tcp", addr, "/", 5*time.Second)
+		res := request("tcp", addr, "/", 5*time.Second)
 		if !res.ok() {
 			t.Fatalf("request %d: %v", i, res)
 		}
 		bodies = append(bodies, res.body)
 	}
-	workers := ndPidSet(pids...)
+	workers := pidSet(pids...)
 	for i, b := range bodies {
 		if !workers[b] {
 			t.Errorf("response %d from %q, not a worker %v", i, b, pids)
@@ -1002,14 +214,14 @@ func ndConf02RRBasic(t *testing.T) {
 			break
 		}
 	}
-	ndWaitN(t, r, 2, "queryServer reply", func(e ndEv) bool { return e.Ev == "in" && e.Msg["sockname"] != nil })
-	evs := ndEvents(r)
+	waitEvents(t, r, 2, "queryServer reply", func(e event) bool { return e.Ev == "in" && e.Msg["sockname"] != nil })
+	evs := events(r)
 	replies := 0
 	for _, e := range evs {
 		if !e.is("out", "queryServer") {
 			continue
 		}
-		rep, ok := ndReplyTo(evs, e)
+		rep, ok := replyTo(evs, e)
 		if !ok {
 			t.Errorf("pid %d: no reply to %v", e.Pid, e.Msg)
 			continue
@@ -1017,20 +229,20 @@ func ndConf02RRBasic(t *testing.T) {
 		replies++
 		errno, has := rep.Msg["errno"]
 		sn, _ := rep.Msg["sockname"].(map[string]any)
-		if rep.Handle != nil || !has || errno != nil || sn == nil || ndStr(sn, "port") != strconv.Itoa(port) ||
-			ndStr(sn, "family") != "IPv6" || ndStr(sn, "address") != "::" {
+		if rep.Handle != nil || !has || errno != nil || sn == nil || jsonStr(sn, "port") != strconv.Itoa(port) ||
+			jsonStr(sn, "family") != "IPv6" || jsonStr(sn, "address") != "::" {
 			t.Errorf("pid %d: rr reply %v with handle %+v; want errno null, no fd, sockname {:: IPv6 %d}", e.Pid, rep.Msg, rep.Handle, port)
 		}
 	}
 	if replies != 2 {
 		t.Errorf("%d queryServer replies, want 2", replies)
 	}
-	if code := ndStop(t, r); code != 0 {
+	if code := r.terminate(); code != 0 {
 		t.Errorf("herd exited %d after SIGTERM, want 0", code)
 	}
 
-	calls := ndStrace(t, file, ndWorkerSet(r))
-	chans := ndChannels(calls)
+	calls := parseStrace(t, file, r.workerPids())
+	chans := channelFds(calls)
 	ack := []byte(`{"cmd":"NODE_HANDLE_ACK"}`)
 	newconns := 0
 	for i, c := range calls {
@@ -1040,7 +252,7 @@ func ndConf02RRBasic(t *testing.T) {
 		if bytes.Contains(c.data, []byte(`"sockname"`)) && len(c.rights) != 0 {
 			t.Errorf("herd sent an fd with the rr queryServer reply: %s", c.raw)
 		}
-		m := ndNewconnSeq.FindSubmatch(c.data)
+		m := newconnSeq.FindSubmatch(c.data)
 		if m == nil {
 			continue
 		}
@@ -1084,40 +296,7 @@ func ndConf02RRBasic(t *testing.T) {
 		t.Errorf("herd sent %d newconn, want 4 (one per request)", newconns)
 	}
 	t.Logf("responses %v; %d newconn, each ACKed, then accepted, then closed by herd; %d lines herd wrote are valid JSON",
-		bodies, newconns, ndCheckHerdWrites(t, calls, chans))
-}
-
-// ndBothServe sends requests, 8 at a time, until every worker in pids
-// answered (at most 400); it fails on any failed request.
-func ndBothServe(t *testing.T, network, addr string, pids []int) map[string]int {
-	t.Helper()
-	want := ndPidSet(pids...)
-	by := map[string]int{}
-	for round := 0; round < 50 && len(by) < len(want); round++ {
-		var wg sync.WaitGroup
-		res := make([]ndResp, 8)
-		for i := range res {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				res[i] = ndGet(network, addr, "/", 5*time.Second)
-			}()
-		}
-		wg.Wait()
-		for _, r := range res {
-			if !r.ok() {
-				t.Fatalf("request to %s failed: %v", addr, r)
-			}
-			if !want[r.body] {
-				t.Fatalf("response from %q, not a worker %v", r.body, pids)
-			}
-			by[r.body]++
-		}
-	}
-	if len(by) < len(want) {
-		t.Errorf("only %v of workers %v answered", by, pids)
-	}
-	return by
+		bodies, newconns, checkHerdWrites(t, calls, chans))
 }
 
 // §12.3 shared basic: the same unmodified app under none; each worker's
@@ -1127,20 +306,20 @@ func ndBothServe(t *testing.T, network, addr string, pids []int) map[string]int 
 // it already listens on, which §5.2 reports works as well [live], so the
 // listening state is logged here, not failed on: what matters to the worker
 // (a socket it can adopt, non-blocking, both serve) is asserted.
-func ndConf03SharedBasic(t *testing.T) {
-	port := ndFreePort(t, "tcp", "")
-	r := ndStart(t, ndOpts{workers: 2, policy: "none", script: "node_plain.js", args: []string{strconv.Itoa(port)}, trace: true})
-	pids := ndListening(t, r, 2)
-	ndWaitN(t, r, 2, "socket received", func(e ndEv) bool { return e.Ev == "in" && e.cmd() == "NODE_HANDLE" })
-	evs := ndEvents(r)
+func conformance03SharedBasic(t *testing.T) {
+	port := freePort(t)
+	r := startNode(t, nodeOpts{workers: 2, policy: "none", script: "node_plain.js", args: []string{strconv.Itoa(port)}, trace: true})
+	pids := r.waitListening(2)
+	waitEvents(t, r, 2, "socket received", func(e event) bool { return e.Ev == "in" && e.cmd() == "NODE_HANDLE" })
+	evs := events(r)
 	handles := 0
 	for _, e := range evs {
 		if !e.is("out", "queryServer") {
 			continue
 		}
-		var env ndEv
+		var env event
 		for _, x := range evs {
-			if x.Pid == e.Pid && x.Ev == "in" && x.cmd() == "NODE_HANDLE" && ndStr(x.inner(), "ack") == ndStr(e.Msg, "seq") {
+			if x.Pid == e.Pid && x.Ev == "in" && x.cmd() == "NODE_HANDLE" && jsonStr(x.inner(), "ack") == jsonStr(e.Msg, "seq") {
 				env = x
 			}
 		}
@@ -1151,7 +330,7 @@ func ndConf03SharedBasic(t *testing.T) {
 		}
 		handles++
 		if env.Msg["type"] != "net.Native" || h.Type != "TCP" || !h.nonblocking() ||
-			ndStr(h.Sockname, "family") != "IPv6" || ndStr(h.Sockname, "address") != "::" || ndStr(h.Sockname, "port") != strconv.Itoa(port) {
+			jsonStr(h.Sockname, "family") != "IPv6" || jsonStr(h.Sockname, "address") != "::" || jsonStr(h.Sockname, "port") != strconv.Itoa(port) {
 			t.Errorf("pid %d: shared reply %v with fd %+v; want net.Native, a TCP socket on [::]:%d with O_NONBLOCK", e.Pid, env.Msg["type"], *h, port)
 		}
 		state := "bound, not listening"
@@ -1163,7 +342,7 @@ func ndConf03SharedBasic(t *testing.T) {
 	if handles != 2 {
 		t.Errorf("%d workers got a socket with their reply, want 2", handles)
 	}
-	by := ndBothServe(t, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), pids)
+	by := bothServe(t, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), pids)
 	t.Logf("responses by worker: %v", by)
 }
 
@@ -1171,30 +350,30 @@ func ndConf03SharedBasic(t *testing.T) {
 // the same server index gets the same port in both workers, the two indexes
 // get two ports, the listening message reports the port server.address()
 // has, and both ports answer.
-func ndConf04Listen0(t *testing.T) {
+func conformance04Listen0(t *testing.T) {
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
-			r := ndStart(t, ndOpts{workers: 2, policy: policy, trace: true,
-				cfg: map[string]any{"servers": []any{ndHTTP(0), ndHTTP(0)}}})
-			pids := ndReady(t, r, 2)
-			ports := ndPorts(r)
+			r := startNode(t, nodeOpts{workers: 2, policy: policy, trace: true,
+				cfg: map[string]any{"servers": []any{httpServer(0), httpServer(0)}}})
+			pids := waitAppReady(t, r, 2)
+			ports := appPorts(r)
 			a, b := ports[pids[0]], ports[pids[1]]
 			if len(a) != 2 || len(b) != 2 || a[0] == 0 || a[1] == 0 || a[0] != b[0] || a[1] != b[1] || a[0] == a[1] {
 				t.Fatalf("ports by worker and server index: %v; want the same two distinct ports in both", ports)
 			}
-			for _, e := range ndEvents(r) {
+			for _, e := range events(r) {
 				if !e.is("out", "listening") {
 					continue
 				}
-				i, _ := strconv.Atoi(ndStr(e.Msg, "index"))
-				if got := ndStr(e.Msg, "port"); got != strconv.Itoa(ports[e.Pid][i]) {
+				i, _ := strconv.Atoi(jsonStr(e.Msg, "index"))
+				if got := jsonStr(e.Msg, "port"); got != strconv.Itoa(ports[e.Pid][i]) {
 					t.Errorf("pid %d: listening message %v; server.address().port is %d", e.Pid, e.Msg, ports[e.Pid][i])
 				}
 			}
 			for i := 0; i < 2; i++ {
-				res := ndGet("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(a[i])), "/", 5*time.Second)
-				if !res.ok() || !ndPidSet(pids...)[res.body] {
+				res := request("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(a[i])), "/", 5*time.Second)
+				if !res.ok() || !pidSet(pids...)[res.body] {
 					t.Errorf("GET on port %d: %v", a[i], res)
 				}
 			}
@@ -1209,7 +388,7 @@ func ndConf04Listen0(t *testing.T) {
 // EADDRINUSE in the worker. A stale socket file (one nobody accepts on):
 // Node's primary fails with EADDRINUSE there; herd removes it and binds
 // (§11.12 allows that), so the test asserts that the worker listens on it.
-func ndConf05Unix(t *testing.T) {
+func conformance05Unix(t *testing.T) {
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
@@ -1230,22 +409,22 @@ func ndConf05Unix(t *testing.T) {
 			if err := os.WriteFile(file, []byte("not a socket"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			r := ndStart(t, ndOpts{workers: 2, policy: policy, trace: true, dir: dir,
-				cfg: map[string]any{"servers": []any{ndHTTP(abs), ndHTTP(rel), ndHTTP(stale), ndHTTP(file)}}})
-			pids := ndReadyAllowErr(t, r, 2)
-			evs := ndEvents(r)
+			r := startNode(t, nodeOpts{workers: 2, policy: policy, trace: true, dir: dir,
+				cfg: map[string]any{"servers": []any{httpServer(abs), httpServer(rel), httpServer(stale), httpServer(file)}}})
+			pids := waitAppReadyAllowErr(t, r, 2)
+			evs := events(r)
 			for _, e := range evs {
 				if e.Ev == "app" && e.What == "error" && e.I != 3 {
 					t.Errorf("pid %d: server %d: %v", e.Pid, e.I, e.raw)
 				}
-				if e.is("out", "queryServer") && ndStr(e.Msg, "index") == "0" && strings.HasSuffix(ndStr(e.Msg, "address"), rel) {
-					if got := ndStr(e.Msg, "address"); got != filepath.Join(dir, rel) {
+				if e.is("out", "queryServer") && jsonStr(e.Msg, "index") == "0" && strings.HasSuffix(jsonStr(e.Msg, "address"), rel) {
+					if got := jsonStr(e.Msg, "address"); got != filepath.Join(dir, rel) {
 						t.Errorf("relative path sent as %q, want %q", got, filepath.Join(dir, rel))
 					}
 				}
 			}
 			for _, pid := range pids {
-				var fileErr ndEv
+				var fileErr event
 				for _, e := range evs {
 					if e.Pid == pid && e.Ev == "app" && e.What == "error" && e.I == 3 {
 						fileErr = e
@@ -1255,9 +434,9 @@ func ndConf05Unix(t *testing.T) {
 					t.Errorf("pid %d: listen on a regular file: %q, want EADDRINUSE", pid, fileErr.raw)
 				}
 				for _, e := range evs {
-					if e.Pid == pid && e.is("out", "queryServer") && ndStr(e.Msg, "address") == file {
-						rep, ok := ndReplyTo(evs, e)
-						if !ok || ndStr(rep.Msg, "errno") != "-98" || rep.Handle != nil {
+					if e.Pid == pid && e.is("out", "queryServer") && jsonStr(e.Msg, "address") == file {
+						rep, ok := replyTo(evs, e)
+						if !ok || jsonStr(rep.Msg, "errno") != "-98" || rep.Handle != nil {
 							t.Errorf("pid %d: reply for %s: %v (handle %v), want errno -98 and no fd", pid, file, rep.Msg, rep.Handle)
 						}
 					}
@@ -1266,8 +445,8 @@ func ndConf05Unix(t *testing.T) {
 			for _, p := range []string{abs, filepath.Join(dir, rel), stale} {
 				var got []string
 				for i := 0; i < 4; i++ {
-					res := ndGet("unix", p, "/", 5*time.Second)
-					if !res.ok() || !ndPidSet(pids...)[res.body] {
+					res := request("unix", p, "/", 5*time.Second)
+					if !res.ok() || !pidSet(pids...)[res.body] {
 						t.Errorf("GET over %s: %v", p, res)
 					}
 					got = append(got, res.body)
@@ -1276,7 +455,7 @@ func ndConf05Unix(t *testing.T) {
 					t.Errorf("rr over %s: responses %v do not alternate", p, got)
 				}
 			}
-			if code := ndStop(t, r); code != 0 {
+			if code := r.terminate(); code != 0 {
 				t.Errorf("herd exited %d after SIGTERM, want 0", code)
 			}
 			for _, p := range []string{abs, filepath.Join(dir, rel), stale} {
@@ -1294,20 +473,20 @@ func ndConf05Unix(t *testing.T) {
 // §12.6 Host and IPv6, under rr and none: listen(p, '127.0.0.1') (sent with
 // backlog:false), listen({host:'::', ipv6Only:true}) (herd sets IPV6_V6ONLY:
 // IPv4 clients are refused on that port) and listen(p, 'localhost').
-func ndConf06Hosts(t *testing.T) {
+func conformance06Hosts(t *testing.T) {
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
-			p1 := ndFreePort(t, "tcp4", "127.0.0.1")
-			p2 := ndFreePort(t, "tcp", "")
-			p3 := ndFreePort(t, "tcp4", "127.0.0.1")
-			r := ndStart(t, ndOpts{workers: 2, policy: policy, trace: true, cfg: map[string]any{"servers": []any{
-				ndHTTP(p1, "127.0.0.1"),
-				ndHTTP(map[string]any{"port": p2, "host": "::", "ipv6Only": true}),
-				ndHTTP(p3, "localhost"),
+			p1 := freePort(t)
+			p2 := freePort(t)
+			p3 := freePort(t)
+			r := startNode(t, nodeOpts{workers: 2, policy: policy, trace: true, cfg: map[string]any{"servers": []any{
+				httpServer(p1, "127.0.0.1"),
+				httpServer(map[string]any{"port": p2, "host": "::", "ipv6Only": true}),
+				httpServer(p3, "localhost"),
 			}}})
-			pids := ndReady(t, r, 2)
-			evs := ndEvents(r)
+			pids := waitAppReady(t, r, 2)
+			evs := events(r)
 			for _, e := range evs {
 				if e.Ev == "app" && e.What == "error" {
 					t.Errorf("pid %d: %s", e.Pid, e.raw)
@@ -1315,28 +494,28 @@ func ndConf06Hosts(t *testing.T) {
 				if !e.is("out", "queryServer") {
 					continue
 				}
-				switch ndStr(e.Msg, "port") {
+				switch jsonStr(e.Msg, "port") {
 				case strconv.Itoa(p1):
-					if b, ok := e.Msg["backlog"]; !ok || b != false || ndStr(e.Msg, "address") != "127.0.0.1" {
+					if b, ok := e.Msg["backlog"]; !ok || b != false || jsonStr(e.Msg, "address") != "127.0.0.1" {
 						t.Errorf("queryServer for 127.0.0.1: %v; PROTOCOL.md says backlog:false", e.Msg)
 					}
 				case strconv.Itoa(p2):
-					if ndStr(e.Msg, "address") != "::" || ndStr(e.Msg, "addressType") != "6" || ndStr(e.Msg, "flags") != "1" {
+					if jsonStr(e.Msg, "address") != "::" || jsonStr(e.Msg, "addressType") != "6" || jsonStr(e.Msg, "flags") != "1" {
 						t.Errorf("queryServer for ipv6Only: %v", e.Msg)
 					}
 				case strconv.Itoa(p3):
-					if ndStr(e.Msg, "address") != "127.0.0.1" {
+					if jsonStr(e.Msg, "address") != "127.0.0.1" {
 						t.Errorf("queryServer for localhost: %v (the worker resolves it)", e.Msg)
 					}
 				}
 			}
-			workers := ndPidSet(pids...)
+			workers := pidSet(pids...)
 			for _, a := range []string{
 				net.JoinHostPort("127.0.0.1", strconv.Itoa(p1)),
 				net.JoinHostPort("::1", strconv.Itoa(p2)),
 				net.JoinHostPort("127.0.0.1", strconv.Itoa(p3)),
 			} {
-				if res := ndGet("tcp", a, "/", 5*time.Second); !res.ok() || !workers[res.body] {
+				if res := request("tcp", a, "/", 5*time.Second); !res.ok() || !workers[res.body] {
 					t.Errorf("GET %s: %v", a, res)
 				}
 			}
@@ -1353,15 +532,15 @@ func ndConf06Hosts(t *testing.T) {
 
 // §12.7 UDP: dgram bind() under rr still gets a socket: dgram.Native, a UDP
 // fd with O_NONBLOCK; datagrams are answered by the workers.
-func ndConf07UDP(t *testing.T) {
-	port := ndFreePort(t, "udp4", "127.0.0.1")
-	r := ndStart(t, ndOpts{workers: 2, policy: "rr", trace: true,
+func conformance07UDP(t *testing.T) {
+	port := freePort(t)
+	r := startNode(t, nodeOpts{workers: 2, policy: "rr", trace: true,
 		cfg: map[string]any{"servers": []any{map[string]any{"kind": "udp4", "listen": []any{port}}}}})
-	pids := ndReady(t, r, 2)
-	evs := ndEvents(r)
+	pids := waitAppReady(t, r, 2)
+	evs := events(r)
 	got := 0
 	for _, e := range evs {
-		if e.Ev == "in" && e.cmd() == "NODE_HANDLE" && ndStr(e.inner(), "errno") == "0" {
+		if e.Ev == "in" && e.cmd() == "NODE_HANDLE" && jsonStr(e.inner(), "errno") == "0" {
 			got++
 			if e.Msg["type"] != "dgram.Native" || e.Handle == nil || e.Handle.Type != "UDP" || !e.Handle.nonblocking() {
 				t.Errorf("pid %d: reply %v with fd %+v; want dgram.Native, a non-blocking UDP socket", e.Pid, e.Msg["type"], e.Handle)
@@ -1387,7 +566,7 @@ func ndConf07UDP(t *testing.T) {
 		if err != nil {
 			t.Fatalf("datagram %d: no answer: %v", i, err)
 		}
-		if !ndPidSet(pids...)[string(buf[:n])] {
+		if !pidSet(pids...)[string(buf[:n])] {
 			t.Errorf("answer %q is no worker's pid %v", buf[:n], pids)
 		}
 		by[string(buf[:n])]++
@@ -1398,26 +577,26 @@ func ndConf07UDP(t *testing.T) {
 // §12.8 TLS: an https server in 2 workers (rr); each worker sent its own
 // data.ticketKeys, and both got the first worker's back; externally, a TLS
 // session ticket one worker issued resumes on the other.
-func ndConf08TLS(t *testing.T) {
+func conformance08TLS(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := ndSelfSigned(t, dir)
-	port := ndFreePort(t, "tcp", "")
-	r := ndStart(t, ndOpts{workers: 2, policy: "rr", trace: true, cfg: map[string]any{
+	certFile, keyFile := selfSigned(t, dir)
+	port := freePort(t)
+	r := startNode(t, nodeOpts{workers: 2, policy: "rr", trace: true, cfg: map[string]any{
 		"servers": []any{map[string]any{"kind": "https", "listen": []any{port}}},
 		"tls":     map[string]any{"key": keyFile, "cert": certFile},
 	}})
-	pids := ndReady(t, r, 2)
-	evs := ndEvents(r)
+	pids := waitAppReady(t, r, 2)
+	evs := events(r)
 	sent, got := map[int]string{}, map[int]string{}
 	for _, e := range evs {
 		if !e.is("out", "queryServer") {
 			continue
 		}
 		d, _ := e.Msg["data"].(map[string]any)
-		sent[e.Pid] = ndStr(d, "ticketKeys")
-		if rep, ok := ndReplyTo(evs, e); ok {
+		sent[e.Pid] = jsonStr(d, "ticketKeys")
+		if rep, ok := replyTo(evs, e); ok {
 			d, _ := rep.Msg["data"].(map[string]any)
-			got[e.Pid] = ndStr(d, "ticketKeys")
+			got[e.Pid] = jsonStr(d, "ticketKeys")
 		}
 	}
 	a, b := pids[0], pids[1]
@@ -1453,7 +632,7 @@ func ndConf08TLS(t *testing.T) {
 		c.Close()
 		bodies = append(bodies, strings.TrimSpace(string(body)))
 	}
-	if bodies[0] == bodies[1] || !ndPidSet(pids...)[bodies[0]] || !ndPidSet(pids...)[bodies[1]] {
+	if bodies[0] == bodies[1] || !pidSet(pids...)[bodies[0]] || !pidSet(pids...)[bodies[1]] {
 		t.Errorf("https responses %v: want both workers, alternating", bodies)
 	}
 	for i := 1; i < len(resumed); i++ {
@@ -1467,7 +646,7 @@ func ndConf08TLS(t *testing.T) {
 // §12.9 Errors, under rr and none: a port that another process listens on
 // → the reply has errno -98 and no fd; the worker's server reports
 // EADDRINUSE; herd says why.
-func ndConf09Errors(t *testing.T) {
+func conformance09Errors(t *testing.T) {
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
@@ -1477,16 +656,16 @@ func ndConf09Errors(t *testing.T) {
 			}
 			defer hold.Close()
 			port := hold.Addr().(*net.TCPAddr).Port
-			r := ndStart(t, ndOpts{workers: 1, policy: policy, trace: true, cfg: map[string]any{"servers": []any{ndHTTP(port)}}})
-			e := ndWait(t, r, "server error", func(e ndEv) bool { return e.Ev == "app" && e.What == "error" })
+			r := startNode(t, nodeOpts{workers: 1, policy: policy, trace: true, cfg: map[string]any{"servers": []any{httpServer(port)}}})
+			e := waitEvent(t, r, "server error", func(e event) bool { return e.Ev == "app" && e.What == "error" })
 			if e.Code != "EADDRINUSE" {
 				t.Errorf("worker's server error %s, want EADDRINUSE", e.raw)
 			}
-			evs := ndEvents(r)
+			evs := events(r)
 			for _, q := range evs {
 				if q.is("out", "queryServer") {
-					rep, ok := ndReplyTo(evs, q)
-					if !ok || ndStr(rep.Msg, "errno") != "-98" || rep.Handle != nil {
+					rep, ok := replyTo(evs, q)
+					if !ok || jsonStr(rep.Msg, "errno") != "-98" || rep.Handle != nil {
 						t.Errorf("reply %v (fd %+v), want errno -98 without fd", rep.Msg, rep.Handle)
 					}
 				}
@@ -1503,41 +682,41 @@ func ndConf09Errors(t *testing.T) {
 // the socket meant for it (the fd that came with a reply is the socket whose
 // port that server then reports). The >64 KiB message goes worker → herd
 // here: herd itself never sends user messages.
-func ndConf10FlowControl(t *testing.T) {
+func conformance10FlowControl(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "strace.txt")
-	r := ndStart(t, ndOpts{workers: 1, policy: "none", trace: true, strace: file,
-		cfg: map[string]any{"big": 100000, "servers": []any{ndHTTP(0), ndHTTP(0), ndHTTP(0)}}})
-	pid := ndReady(t, r, 1)[0]
-	ports := ndPorts(r)[pid]
-	evs := ndEvents(r)
+	r := startNode(t, nodeOpts{workers: 1, policy: "none", trace: true, strace: file,
+		cfg: map[string]any{"big": 100000, "servers": []any{httpServer(0), httpServer(0), httpServer(0)}}})
+	pid := waitAppReady(t, r, 1)[0]
+	ports := appPorts(r)[pid]
+	evs := events(r)
 	for _, e := range evs {
 		if e.Ev != "in" || e.cmd() != "NODE_HANDLE" {
 			continue
 		}
-		key := ndStr(e.inner(), "key")
+		key := jsonStr(e.inner(), "key")
 		i, _ := strconv.Atoi(key[strings.LastIndexByte(key, ':')+1:])
-		if e.Handle == nil || ndStr(e.Handle.Sockname, "port") != strconv.Itoa(ports[i]) {
+		if e.Handle == nil || jsonStr(e.Handle.Sockname, "port") != strconv.Itoa(ports[i]) {
 			t.Errorf("server %d listens on port %d, but the fd sent with the reply for %s is %+v", i, ports[i], key, e.Handle)
 		}
 	}
 	for i := 0; i < 3; i++ {
-		if res := ndGet("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i])), "/", 5*time.Second); !res.ok() {
+		if res := request("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i])), "/", 5*time.Second); !res.ok() {
 			t.Errorf("server %d (port %d): %v", i, ports[i], res)
 		}
 	}
-	big, _, ok := r.stderr.find(0, 5*time.Second, func(l logLine) bool {
+	big, _, err := r.stderr.find(0, 5*time.Second, func(l logLine) bool {
 		return l.is("worker message") && strings.HasPrefix(l.str("message"), `{"big":"yyyy`)
 	})
-	if !ok {
-		t.Errorf("herd logged no 100,000-byte user message")
+	if err != nil {
+		t.Errorf("herd logged no 100,000-byte user message: %v", err)
 	} else {
 		t.Logf("herd read the big message: %.60s...", big.str("message"))
 	}
-	if code := ndStop(t, r); code != 0 {
+	if code := r.terminate(); code != 0 {
 		t.Errorf("herd exited %d after SIGTERM, want 0", code)
 	}
-	calls := ndStrace(t, file, ndWorkerSet(r))
-	chans := ndChannels(calls)
+	calls := parseStrace(t, file, r.workerPids())
+	chans := channelFds(calls)
 	var seq []string // H: herd wrote a handle; A: herd read a NODE_HANDLE_ACK
 	for _, c := range calls {
 		if !c.herd || !chans[c.fd] || c.ret <= 0 {
@@ -1555,7 +734,7 @@ func ndConf10FlowControl(t *testing.T) {
 	if got := strings.Join(seq, ""); got != "HAHAHA" {
 		t.Errorf("herd's handle writes (H) and the ACKs it read (A), in order: %s; want HAHAHA", got)
 	}
-	t.Logf("handles and ACKs: %s; %d lines herd wrote are valid JSON", strings.Join(seq, ""), ndCheckHerdWrites(t, calls, chans))
+	t.Logf("handles and ACKs: %s; %d lines herd wrote are valid JSON", strings.Join(seq, ""), checkHerdWrites(t, calls, chans))
 }
 
 // §12.11 Handles from the app: process.send(msg, server) (an exclusive
@@ -1564,16 +743,16 @@ func ndConf10FlowControl(t *testing.T) {
 // queryServer, which Node's transport holds back until that ACK, reaches
 // herd after it and is answered (herd's order under strace; the worker's
 // trace logs a queued message when it is queued and again when it goes).
-func ndConf11AppHandles(t *testing.T) {
+func conformance11AppHandles(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "strace.txt")
-	px := ndFreePort(t, "tcp", "")
-	py := ndFreePort(t, "tcp", "")
-	r := ndStart(t, ndOpts{workers: 1, policy: "rr", trace: true, strace: file, cfg: map[string]any{
+	px := freePort(t)
+	py := freePort(t)
+	r := startNode(t, nodeOpts{workers: 1, policy: "rr", trace: true, strace: file, cfg: map[string]any{
 		"sendHandle": true,
-		"servers":    []any{ndHTTP(map[string]any{"port": px, "exclusive": true}), ndHTTP(py)},
+		"servers":    []any{httpServer(map[string]any{"port": px, "exclusive": true}), httpServer(py)},
 	}})
-	pid := ndReady(t, r, 1)[0]
-	evs := ndEvents(r)
+	pid := waitAppReady(t, r, 1)[0]
+	evs := events(r)
 	sentAt, ackAt, qsAfter := -1, -1, false
 	for i, e := range evs {
 		switch {
@@ -1597,14 +776,14 @@ func ndConf11AppHandles(t *testing.T) {
 	case !qsAfter:
 		t.Errorf("the worker sent no queryServer after the ACK")
 	}
-	if res := ndGet("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(py)), "/", 5*time.Second); !res.ok() || res.body != strconv.Itoa(pid) {
+	if res := request("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(py)), "/", 5*time.Second); !res.ok() || res.body != strconv.Itoa(pid) {
 		t.Errorf("GET on the server listened after the handle: %v", res)
 	}
-	if code := ndStop(t, r); code != 0 {
+	if code := r.terminate(); code != 0 {
 		t.Errorf("herd exited %d after SIGTERM, want 0", code)
 	}
-	calls := ndStrace(t, file, ndWorkerSet(r))
-	chans := ndChannels(calls)
+	calls := parseStrace(t, file, r.workerPids())
+	chans := channelFds(calls)
 	got, ackW, closed, query := -1, -1, -1, -1
 	appFD := -1
 	for i, c := range calls {
@@ -1639,26 +818,26 @@ func ndConf11AppHandles(t *testing.T) {
 // (half of HERD_SHUTDOWN_TIMEOUT), which ends it (Node's default for
 // SIGTERM), and herd exits 143. A stop signal Node ignores (WINCH) leaves
 // it to herd's kill deadline (HERD_SHUTDOWN_TIMEOUT): SIGKILL, 137.
-func ndConf12Graceful(t *testing.T) {
+func conformance12Graceful(t *testing.T) {
 	t.Run("in_flight", func(t *testing.T) {
 		t.Parallel()
-		port := ndFreePort(t, "tcp", "")
-		r := ndStart(t, ndOpts{workers: 1, policy: "rr", trace: true, cfg: map[string]any{"servers": []any{ndHTTP(port)}}})
-		pid := ndReady(t, r, 1)[0]
-		done := make(chan ndResp, 1)
+		port := freePort(t)
+		r := startNode(t, nodeOpts{workers: 1, policy: "rr", trace: true, cfg: map[string]any{"servers": []any{httpServer(port)}}})
+		pid := waitAppReady(t, r, 1)[0]
+		done := make(chan response, 1)
 		go func() {
-			done <- ndGet("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "/slow?ms=1500", 10*time.Second)
+			done <- request("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "/slow?ms=1500", 10*time.Second)
 		}()
-		ndWait(t, r, "the slow request", func(e ndEv) bool { return e.Ev == "app" && e.What == "req" })
+		waitEvent(t, r, "the slow request", func(e event) bool { return e.Ev == "app" && e.What == "req" })
 		term := time.Now()
 		r.signal(unix.SIGTERM)
 		res := <-done
 		if !res.ok() || res.body != strconv.Itoa(pid) {
 			t.Errorf("the request in flight: %v", res)
 		}
-		exit := ndWait(t, r, "worker exit", func(e ndEv) bool { return e.Ev == "exit" })
+		exit := waitEvent(t, r, "worker exit", func(e event) bool { return e.Ev == "exit" })
 		code := r.exitCode(20 * time.Second)
-		evs := ndEvents(r)
+		evs := events(r)
 		discAt, closeAt, exitAt := -1, -1, -1
 		for i, e := range evs {
 			switch {
@@ -1677,7 +856,7 @@ func ndConf12Graceful(t *testing.T) {
 			t.Errorf("worker exit %v at %+d ms, response at %+d ms (after SIGTERM)", exit.Code,
 				exit.T-term.UnixMilli(), res.end.Sub(term).Milliseconds())
 		}
-		if l := ndExited(t, r, pid); l.str("code") != "0" {
+		if l := r.waitLog("worker exited", "pid", pid); l.str("code") != "0" {
 			t.Errorf("herd: %s", l.raw)
 		}
 		if code != 0 || r.stderr.count("worker restart scheduled") != 0 {
@@ -1686,17 +865,17 @@ func ndConf12Graceful(t *testing.T) {
 		t.Logf("response %d ms after SIGTERM, worker exit 0 %d ms after SIGTERM", res.end.Sub(term).Milliseconds(), exit.T-term.UnixMilli())
 	})
 	lingering := func(t *testing.T, env []string) (exit logLine, took time.Duration, code int) {
-		port := ndFreePort(t, "tcp", "")
-		r := ndStart(t, ndOpts{workers: 1, policy: "rr", trace: true, env: append([]string{"HERD_SHUTDOWN_TIMEOUT=1500ms"}, env...),
-			cfg: map[string]any{"interval": true, "servers": []any{ndHTTP(port)}}})
-		pid := ndReady(t, r, 1)[0]
+		port := freePort(t)
+		r := startNode(t, nodeOpts{workers: 1, policy: "rr", trace: true, env: append([]string{"HERD_SHUTDOWN_TIMEOUT=1500ms"}, env...),
+			cfg: map[string]any{"interval": true, "servers": []any{httpServer(port)}}})
+		pid := waitAppReady(t, r, 1)[0]
 		term := time.Now()
 		r.signal(unix.SIGTERM)
-		ndWait(t, r, "close after disconnect", func(e ndEv) bool { return e.is("out", "close") })
-		l := ndExited(t, r, pid)
-		took = ndLogTime(t, l).Sub(term)
+		waitEvent(t, r, "close after disconnect", func(e event) bool { return e.is("out", "close") })
+		l := r.waitLog("worker exited", "pid", pid)
+		took = logTime(t, l).Sub(term)
 		code = r.exitCode(20 * time.Second)
-		for _, e := range ndEvents(r) {
+		for _, e := range events(r) {
 			if e.Ev == "exit" {
 				t.Errorf("the worker exited by itself: %s", e.raw)
 			}
@@ -1737,16 +916,16 @@ func ndConf12Graceful(t *testing.T) {
 // are done, as Node's primary counts them. The third left unasked after it
 // had listened: herd warns and replaces it (the replacements do the same,
 // and back off, having served nothing). SIGTERM then ends herd with 0.
-func ndConf13WorkerInitiated(t *testing.T) {
-	port := ndFreePort(t, "tcp", "")
-	r := ndStart(t, ndOpts{workers: 3, policy: "rr", trace: true, cfg: map[string]any{
-		"servers": []any{ndHTTP(port)},
+func conformance13WorkerInitiated(t *testing.T) {
+	port := freePort(t)
+	r := startNode(t, nodeOpts{workers: 3, policy: "rr", trace: true, cfg: map[string]any{
+		"servers": []any{httpServer(port)},
 		"action":  map[string]any{"0": "wdisconnect", "1": "wkill", "2": "pdisconnect"},
 	}})
 	// The first worker of each slot to say ready.
 	byIndex := map[string]int{}
-	for deadline := time.Now().Add(ndGuard); len(byIndex) < 3; time.Sleep(10 * time.Millisecond) {
-		for _, e := range ndEvents(r) {
+	for deadline := time.Now().Add(hangGuard); len(byIndex) < 3; time.Sleep(10 * time.Millisecond) {
+		for _, e := range events(r) {
 			if _, seen := byIndex[e.Index]; e.Ev == "app" && e.What == "ready" && !seen {
 				byIndex[e.Index] = e.Pid
 			}
@@ -1756,14 +935,14 @@ func ndConf13WorkerInitiated(t *testing.T) {
 		}
 	}
 	for _, pid := range byIndex {
-		ndExited(t, r, pid)
+		r.waitLog("worker exited", "pid", pid)
 	}
 	// Slot 2's replacement, and the one after it, leave the same way.
-	if !r.stderr.waitCount("worker left without being asked to stop; replacing it", 2, ndGuard) {
-		t.Fatalf("slot 2 was not replaced twice")
+	if err := r.stderr.waitCount("worker left without being asked to stop; replacing it", 2, hangGuard); err != nil {
+		t.Fatalf("slot 2 was not replaced twice: %v", err)
 	}
-	code := ndStop(t, r)
-	evs := ndEvents(r)
+	code := r.terminate()
+	evs := events(r)
 	for index, want := range map[string]struct {
 		close, exitedAfter bool
 	}{"0": {true, true}, "1": {false, true}, "2": {false, false}} {
@@ -1778,7 +957,7 @@ func ndConf13WorkerInitiated(t *testing.T) {
 				closeAt = i
 			case e.is("out", "exitedAfterDisconnect"):
 				eadAt = i
-				if rep, ok := ndReplyTo(evs, e); ok {
+				if rep, ok := replyTo(evs, e); ok {
 					for j, x := range evs {
 						if x.raw == rep.raw {
 							ackAt = j
@@ -1798,12 +977,12 @@ func ndConf13WorkerInitiated(t *testing.T) {
 		if exitCode != "0" {
 			t.Errorf("index %s: worker exit %s, want 0", index, exitCode)
 		}
-		if l := ndExited(t, r, pid); l.str("code") != "0" {
+		if l := r.waitLog("worker exited", "pid", pid); l.str("code") != "0" {
 			t.Errorf("index %s: %s", index, l.raw)
 		}
 	}
 	for _, l := range r.logs("worker restart scheduled") {
-		if id, _ := l.num("id"); ndStarted(r)[byIndex["0"]] == id || ndStarted(r)[byIndex["1"]] == id {
+		if id, _ := l.num("id"); r.workerIDs()[byIndex["0"]] == id || r.workerIDs()[byIndex["1"]] == id {
 			t.Errorf("a worker that said it was leaving was replaced: %s", l.raw)
 		}
 	}
@@ -1820,10 +999,10 @@ func ndConf13WorkerInitiated(t *testing.T) {
 // §12.14 herd's end of the channel closes (herd itself dies: SIGKILL;
 // herd is the test's child here, not PID 1, so the workers outlive it) →
 // every worker exits 0 at once (its 'exit' event: code and time).
-func ndConf14ChannelClosed(t *testing.T) {
-	port := ndFreePort(t, "tcp", "")
-	r := ndStart(t, ndOpts{workers: 2, policy: "rr", trace: true, mode: asDirect, cfg: map[string]any{"servers": []any{ndHTTP(port)}}})
-	pids := ndReady(t, r, 2)
+func conformance14ChannelClosed(t *testing.T) {
+	port := freePort(t)
+	r := startNode(t, nodeOpts{workers: 2, policy: "rr", trace: true, mode: asDirect, cfg: map[string]any{"servers": []any{httpServer(port)}}})
+	pids := waitAppReady(t, r, 2)
 	t.Cleanup(func() {
 		for _, p := range pids {
 			if pr, ok := readProc(p); ok && pr.state != 'Z' && pr.comm == "node" {
@@ -1835,7 +1014,7 @@ func ndConf14ChannelClosed(t *testing.T) {
 	if err := unix.Kill(r.root, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	exits := ndWaitN(t, r, 2, "worker exit", func(e ndEv) bool { return e.Ev == "exit" })
+	exits := waitEvents(t, r, 2, "worker exit", func(e event) bool { return e.Ev == "exit" })
 	for _, e := range exits {
 		after := e.T - killed.UnixMilli()
 		if fmt.Sprint(e.Code) != "0" || after > 500 {
@@ -1849,26 +1028,30 @@ func ndConf14ChannelClosed(t *testing.T) {
 // codes and, as unexpected ends, schedules restarts; the replacements listen.
 // (The channel's EOF, which comes with each, shows only in that herd drops
 // the worker and restarts it.)
-func ndConf15Crash(t *testing.T) {
-	port := ndFreePort(t, "tcp", "")
-	r := ndStart(t, ndOpts{workers: 2, policy: "rr", trace: true, env: []string{"HERD_BACKOFF_MIN=100ms"}, cfg: map[string]any{
-		"servers":   []any{ndHTTP(port)},
+func conformance15Crash(t *testing.T) {
+	port := freePort(t)
+	r := startNode(t, nodeOpts{workers: 2, policy: "rr", trace: true, env: []string{"HERD_BACKOFF_MIN=100ms"}, cfg: map[string]any{
+		"servers":   []any{httpServer(port)},
 		"markerDir": t.TempDir(),
 		"action":    map[string]any{"0": "throwOnce", "1": "exit7Once"},
 	}})
-	pids := ndReady(t, r, 2)
+	pids := waitAppReady(t, r, 2)
 	for _, pid := range pids {
-		l := ndExited(t, r, pid)
+		l := r.waitLog("worker exited", "pid", pid)
 		want := map[string]string{"0": "1", "1": "7"}[l.str("index")]
 		if l.str("code") != want {
 			t.Errorf("%s: want code %s", l.raw, want)
 		}
 	}
-	if !r.stderr.waitCount("worker restart scheduled", 2, ndGuard) || !r.stderr.waitCount("worker listening", 4, ndGuard) {
-		t.Fatalf("the crashed workers were not both restarted and listening")
+	err := r.stderr.waitCount("worker restart scheduled", 2, hangGuard)
+	if err == nil {
+		err = r.stderr.waitCount("worker listening", 4, hangGuard)
+	}
+	if err != nil {
+		t.Fatalf("the crashed workers were not both restarted and listening: %v", err)
 	}
 	for i := 0; i < 4; i++ {
-		if res := ndGet("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "/", 5*time.Second); !res.ok() {
+		if res := request("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "/", 5*time.Second); !res.ok() {
 			t.Errorf("after the restarts: %v", res)
 		}
 	}
@@ -1881,14 +1064,14 @@ func ndConf15Crash(t *testing.T) {
 // line herd wrote; here, a line node could not parse would have killed the
 // worker. herd does not send user messages, so the 3 MB message travels one
 // way only.
-func ndConf16Robustness(t *testing.T) {
-	port := ndFreePort(t, "tcp", "")
-	r := ndStart(t, ndOpts{workers: 1, policy: "rr", trace: true, cfg: map[string]any{
-		"servers": []any{ndHTTP(port)},
+func conformance16Robustness(t *testing.T) {
+	port := freePort(t)
+	r := startNode(t, nodeOpts{workers: 1, policy: "rr", trace: true, cfg: map[string]any{
+		"servers": []any{httpServer(port)},
 		"action":  map[string]any{"0": "robust"},
 	}})
-	pid := ndReady(t, r, 1)[0]
-	ndWait(t, r, "robust-done", func(e ndEv) bool { return e.Ev == "app" && e.What == "robust-done" })
+	pid := waitAppReady(t, r, 1)[0]
+	waitEvent(t, r, "robust-done", func(e event) bool { return e.Ev == "app" && e.What == "robust-done" })
 	var big, split bool
 	for _, l := range r.logs("worker message") {
 		m := l.str("message")
@@ -1901,7 +1084,7 @@ func ndConf16Robustness(t *testing.T) {
 	if n := r.stderr.count("worker protocol error: ending the worker") + r.stderr.count("worker exited"); n != 0 {
 		t.Errorf("the worker was ended")
 	}
-	if res := ndGet("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "/", 5*time.Second); !res.ok() || res.body != strconv.Itoa(pid) {
+	if res := request("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "/", 5*time.Second); !res.ok() || res.body != strconv.Itoa(pid) {
 		t.Errorf("after the messages: %v", res)
 	}
 }
@@ -1910,28 +1093,28 @@ func ndConf16Robustness(t *testing.T) {
 // a socket with O_NONBLOCK (read in the worker at receipt); every fd of herd
 // above 2 is close-on-exec; herd's fd count returns to where it was.
 // TestRR10000Connections repeats the count over 10,000 connections.
-func ndConf17FdHygiene(t *testing.T) {
-	port := ndFreePort(t, "tcp", "")
-	r := ndStart(t, ndOpts{workers: 2, policy: "rr", script: "node_plain.js", args: []string{strconv.Itoa(port)}, trace: true})
-	ndListening(t, r, 2)
+func conformance17FdHygiene(t *testing.T) {
+	port := freePort(t)
+	r := startNode(t, nodeOpts{workers: 2, policy: "rr", script: "node_plain.js", args: []string{strconv.Itoa(port)}, trace: true})
+	r.waitListening(2)
 	herd := r.herdPID()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	ndGet("tcp", addr, "/", 5*time.Second)
+	request("tcp", addr, "/", 5*time.Second)
 	time.Sleep(200 * time.Millisecond)
 	before, _ := fdCount(herd)
-	l := ndStartLoop(addr, "/", 4, 0)
+	l := startClientLoop(addr, "/", 4, 0)
 	for {
 		if len(l.snapshot()) >= 400 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	ok, failed, by := ndCount(l.Stop())
+	ok, failed, by := countResponses(l.Stop())
 	if len(failed) > 0 {
 		t.Errorf("%d requests failed, e.g. %v", len(failed), failed[0])
 	}
 	handles := 0
-	for _, e := range ndEvents(r) {
+	for _, e := range events(r) {
 		if e.Ev == "in" && e.cmd() == "NODE_HANDLE" {
 			handles++
 			if e.Handle == nil || e.Handle.Type != "TCP" || !e.Handle.nonblocking() || !strings.HasPrefix(e.Handle.Link, "socket:") {
@@ -1945,15 +1128,15 @@ func ndConf17FdHygiene(t *testing.T) {
 		if fd < 3 {
 			continue
 		}
-		flags, err := ndFdFlags(herd, fd)
+		flags, err := fdFlags(herd, fd)
 		if err == nil && flags&unix.O_CLOEXEC == 0 {
 			link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", herd, fd))
 			t.Errorf("herd's fd %d (%s) is not close-on-exec (flags %o)", fd, link, flags)
 		}
 	}
-	after := ndSettleFds(herd, before)
-	if after != before {
-		t.Errorf("herd has %d fds after the run, %d before", after, before)
+	after, err := waitFdCount(herd, before)
+	if err != nil {
+		t.Errorf("herd has %d fds after the run, %d before: %v", after, before, err)
 	}
 	t.Logf("%d ok (%v); %d handles received, all non-blocking sockets; herd's fds %d → %d", ok, by, handles, before, after)
 }
@@ -1963,71 +1146,71 @@ func ndConf17FdHygiene(t *testing.T) {
 // the other worker. 1 worker: herd offers the waiting connection again
 // after a pause (20 ms), not in a hot loop; it is served once the worker
 // is free.
-func ndConf18AcceptedFalse(t *testing.T) {
+func conformance18AcceptedFalse(t *testing.T) {
 	t.Run("two_workers", func(t *testing.T) {
 		t.Parallel()
-		port := ndFreePort(t, "tcp", "")
+		port := freePort(t)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		r := ndStart(t, ndOpts{workers: 2, policy: "rr", trace: true, cfg: map[string]any{"maxConnections": 1, "servers": []any{ndHTTP(port)}}})
-		pids := ndReady(t, r, 2)
-		hold := make(chan ndResp, 1)
-		go func() { hold <- ndGet("tcp", addr, "/slow?ms=1500", 10*time.Second) }()
-		x := ndWait(t, r, "the holding request", func(e ndEv) bool { return e.Ev == "app" && e.What == "req" }).Pid
+		r := startNode(t, nodeOpts{workers: 2, policy: "rr", trace: true, cfg: map[string]any{"maxConnections": 1, "servers": []any{httpServer(port)}}})
+		pids := waitAppReady(t, r, 2)
+		hold := make(chan response, 1)
+		go func() { hold <- request("tcp", addr, "/slow?ms=1500", 10*time.Second) }()
+		x := waitEvent(t, r, "the holding request", func(e event) bool { return e.Ev == "app" && e.What == "req" }).Pid
 		y := pids[0]
 		if y == x {
 			y = pids[1]
 		}
 		isRefusal := func(l logLine) bool {
-			e, ok := ndParse(l.raw)
+			e, ok := parseEvent(l.raw)
 			return ok && e.Pid == x && e.Ev == "out" && e.cmd() == "NODE_CLUSTER" && e.Msg["accepted"] == false
 		}
-		refused := func(wait time.Duration) bool {
-			_, _, ok := r.stdout.find(0, wait, isRefusal)
-			return ok
+		refused := func(wait time.Duration) error {
+			_, _, err := r.stdout.find(0, wait, isRefusal)
+			return err
 		}
 		var bodies []string
 		for i := 0; i < 4; i++ {
-			res := ndGet("tcp", addr, "/", 5*time.Second)
+			res := request("tcp", addr, "/", 5*time.Second)
 			if !res.ok() || res.body != strconv.Itoa(y) {
 				t.Errorf("while worker %d is full: %v, want an answer from %d", x, res, y)
 			}
 			bodies = append(bodies, res.body)
-			if refused(100 * time.Millisecond) {
+			if refused(100*time.Millisecond) == nil {
 				break
 			}
 		}
-		if !refused(time.Second) {
-			t.Errorf("worker %d never refused a connection (responses %v)", x, bodies)
+		if err := refused(time.Second); err != nil {
+			t.Errorf("worker %d never refused a connection (responses %v): %v", x, bodies, err)
 		}
 		if res := <-hold; !res.ok() || res.body != strconv.Itoa(x) {
 			t.Errorf("the held request: %v", res)
 		}
-		ids := ndStarted(r)
-		if _, _, ok := r.stderr.find(0, 5*time.Second, func(l logLine) bool {
+		ids := r.workerIDs()
+		if _, _, err := r.stderr.find(0, 5*time.Second, func(l logLine) bool {
 			id, _ := l.num("id")
 			return l.is("newconn refused; handing it to another worker") && id == ids[x]
-		}); !ok {
-			t.Errorf("herd did not log the refusal")
+		}); err != nil {
+			t.Errorf("herd did not log the refusal: %v", err)
 		}
 		t.Logf("worker %d refused, responses %v all from %d", x, bodies, y)
 	})
 	t.Run("one_worker", func(t *testing.T) {
 		t.Parallel()
-		port := ndFreePort(t, "tcp", "")
+		port := freePort(t)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		r := ndStart(t, ndOpts{workers: 1, policy: "rr", trace: true, cfg: map[string]any{"maxConnections": 1, "servers": []any{ndHTTP(port)}}})
-		pid := ndReady(t, r, 1)[0]
-		hold := make(chan ndResp, 1)
-		go func() { hold <- ndGet("tcp", addr, "/slow?ms=2000", 10*time.Second) }()
-		ndWait(t, r, "the holding request", func(e ndEv) bool { return e.Ev == "app" && e.What == "req" })
-		waiting := ndGet("tcp", addr, "/", 10*time.Second)
+		r := startNode(t, nodeOpts{workers: 1, policy: "rr", trace: true, cfg: map[string]any{"maxConnections": 1, "servers": []any{httpServer(port)}}})
+		pid := waitAppReady(t, r, 1)[0]
+		hold := make(chan response, 1)
+		go func() { hold <- request("tcp", addr, "/slow?ms=2000", 10*time.Second) }()
+		waitEvent(t, r, "the holding request", func(e event) bool { return e.Ev == "app" && e.What == "req" })
+		waiting := request("tcp", addr, "/", 10*time.Second)
 		held := <-hold
 		if !held.ok() || !waiting.ok() || waiting.body != strconv.Itoa(pid) || waiting.end.Before(held.end) {
 			t.Errorf("held request %v; the one that waited %v (want it served after)", held, waiting)
 		}
 		time.Sleep(100 * time.Millisecond) // the worker's last lines reach the test
 		offers := 0
-		for _, e := range ndEvents(r) {
+		for _, e := range events(r) {
 			if e.is("in", "newconn") && e.T >= waiting.start.UnixMilli() && e.T <= held.end.UnixMilli() {
 				offers++
 			}
@@ -2044,35 +1227,35 @@ func ndConf18AcceptedFalse(t *testing.T) {
 // §12.19 Exclusive: listen({port, exclusive:true}) sends no queryServer; the
 // worker binds the port itself (it holds the listening socket, herd does
 // not) and serves it; the other server goes through herd.
-func ndConf19Exclusive(t *testing.T) {
-	px := ndFreePort(t, "tcp", "")
-	py := ndFreePort(t, "tcp", "")
-	r := ndStart(t, ndOpts{workers: 1, policy: "rr", trace: true, cfg: map[string]any{
-		"servers": []any{ndHTTP(map[string]any{"port": px, "exclusive": true}), ndHTTP(py)},
+func conformance19Exclusive(t *testing.T) {
+	px := freePort(t)
+	py := freePort(t)
+	r := startNode(t, nodeOpts{workers: 1, policy: "rr", trace: true, cfg: map[string]any{
+		"servers": []any{httpServer(map[string]any{"port": px, "exclusive": true}), httpServer(py)},
 	}})
-	pid := ndReady(t, r, 1)[0]
+	pid := waitAppReady(t, r, 1)[0]
 	var queried []string
-	for _, e := range ndEvents(r) {
+	for _, e := range events(r) {
 		if e.is("out", "queryServer") {
-			queried = append(queried, ndStr(e.Msg, "port"))
+			queried = append(queried, jsonStr(e.Msg, "port"))
 		}
 	}
 	if len(queried) != 1 || queried[0] != strconv.Itoa(py) {
 		t.Errorf("queryServer sent for ports %v; want only %d (not the exclusive %d)", queried, py, px)
 	}
 	for _, p := range []int{px, py} {
-		if res := ndGet("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), "/", 5*time.Second); !res.ok() || res.body != strconv.Itoa(pid) {
+		if res := request("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), "/", 5*time.Second); !res.ok() || res.body != strconv.Itoa(pid) {
 			t.Errorf("port %d: %v", p, res)
 		}
 	}
-	worker := ndHostPID(t, r, pid)
+	worker := r.hostPID(pid)
 	herd := r.herdPID()
-	lx, ly := ndListenInodes(t, px), ndListenInodes(t, py)
-	if len(lx) != 1 || len(ndHolds(worker, lx)) != 1 || len(ndHolds(herd, lx)) != 0 {
-		t.Errorf("exclusive port %d: %d listening sockets, worker holds %v, herd %v", px, len(lx), ndHolds(worker, lx), ndHolds(herd, lx))
+	lx, ly := listenInodes(px), listenInodes(py)
+	if len(lx) != 1 || len(holds(worker, lx)) != 1 || len(holds(herd, lx)) != 0 {
+		t.Errorf("exclusive port %d: %d listening sockets, worker holds %v, herd %v", px, len(lx), holds(worker, lx), holds(herd, lx))
 	}
-	if len(ly) != 1 || len(ndHolds(herd, ly)) != 1 || len(ndHolds(worker, ly)) != 0 {
-		t.Errorf("rr port %d: %d listening sockets, herd holds %v, worker %v", py, len(ly), ndHolds(herd, ly), ndHolds(worker, ly))
+	if len(ly) != 1 || len(holds(herd, ly)) != 1 || len(holds(worker, ly)) != 0 {
+		t.Errorf("rr port %d: %d listening sockets, herd holds %v, worker %v", py, len(ly), holds(herd, ly), holds(worker, ly))
 	}
 }
 
@@ -2096,19 +1279,19 @@ func TestC2UnmodifiedNodeRR(t *testing.T) {
 }
 
 func testC2(t *testing.T, policy string) {
-	port := ndFreePort(t, "tcp", "")
-	r := ndStart(t, ndOpts{workers: 2, policy: policy, script: "node_plain.js", args: []string{strconv.Itoa(port)}})
-	pids := ndListening(t, r, 2)
+	port := freePort(t)
+	r := startNode(t, nodeOpts{workers: 2, policy: policy, script: "node_plain.js", args: []string{strconv.Itoa(port)}})
+	pids := r.waitListening(2)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	var bodies []string
 	for i := 0; i < 20; i++ {
-		res := ndGet("tcp", addr, "/", 5*time.Second)
+		res := request("tcp", addr, "/", 5*time.Second)
 		if !res.ok() {
 			t.Fatalf("request %d: %v", i, res)
 		}
 		bodies = append(bodies, res.body)
 	}
-	workers := ndPidSet(pids...)
+	workers := pidSet(pids...)
 	seen := map[string]int{}
 	for i, b := range bodies {
 		seen[b]++
@@ -2123,14 +1306,14 @@ func testC2(t *testing.T, policy string) {
 	if len(seen) != 2 {
 		t.Errorf("responses from %v, want both workers", seen)
 	}
-	listening := ndListenInodes(t, port)
+	listening := listenInodes(port)
 	herd := r.herdPID()
-	if len(listening) != 1 || len(ndHolds(herd, listening)) != 1 {
-		t.Errorf("port %d: %d listening sockets %v, herd holds %v; want one, herd's", port, len(listening), listening, ndHolds(herd, listening))
+	if len(listening) != 1 || len(holds(herd, listening)) != 1 {
+		t.Errorf("port %d: %d listening sockets %v, herd holds %v; want one, herd's", port, len(listening), listening, holds(herd, listening))
 	}
 	for _, p := range pids {
-		hp := ndHostPID(t, r, p)
-		if held := ndHolds(hp, listening); len(held) != 0 {
+		hp := r.hostPID(p)
+		if held := holds(hp, listening); len(held) != 0 {
 			t.Errorf("worker %d (host pid %d) holds the listening socket %v", p, hp, held)
 		}
 	}
@@ -2154,12 +1337,12 @@ func TestC3UnmodifiedNodeNoneReuseport(t *testing.T) {
 	for _, policy := range []string{"none", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
-			port := ndFreePort(t, "tcp", "")
-			r := ndStart(t, ndOpts{workers: 2, policy: policy, script: "node_plain.js", args: []string{strconv.Itoa(port)}})
-			pids := ndListening(t, r, 2)
+			port := freePort(t)
+			r := startNode(t, nodeOpts{workers: 2, policy: policy, script: "node_plain.js", args: []string{strconv.Itoa(port)}})
+			pids := r.waitListening(2)
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-			by := ndBothServe(t, "tcp", addr, pids)
-			res, err := lgLoad(lgConfig{Addr: addr, Clients: 8, Count: 400, WorkerHeader: "-"})
+			by := bothServe(t, "tcp", addr, pids)
+			res, err := runLoad(loadConfig{Addr: addr, Clients: 8, Count: 400, WorkerHeader: "-"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -2170,7 +1353,7 @@ func TestC3UnmodifiedNodeNoneReuseport(t *testing.T) {
 			if policy == "reuseport" {
 				want = 2
 			}
-			if n := len(ndListenInodes(t, port)); n != want {
+			if n := len(listenInodes(port)); n != want {
 				t.Errorf("%d listening sockets on %d, want %d", n, port, want)
 			}
 			t.Logf("until both answered: %v; then %s", by, res)
@@ -2189,22 +1372,22 @@ func TestC3UnmodifiedNodeNoneReuseport(t *testing.T) {
 // it got): herd must lose no connection it had not handed on.
 func TestC5NodeThrowAfterResponding(t *testing.T) {
 	t.Parallel()
-	port := ndFreePort(t, "tcp", "")
+	port := freePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	const backoff = 300 * time.Millisecond
-	r := ndStart(t, ndOpts{workers: 2, policy: "rr", env: []string{"HERD_BACKOFF_MIN=" + backoff.String()}, trace: true,
-		cfg: map[string]any{"logConns": true, "servers": []any{ndHTTP(port)}}})
-	ndReady(t, r, 2)
-	loop := ndStartLoop(addr, "/", 4, 2*time.Millisecond)
+	r := startNode(t, nodeOpts{workers: 2, policy: "rr", env: []string{"HERD_BACKOFF_MIN=" + backoff.String()}, trace: true,
+		cfg: map[string]any{"logConns": true, "servers": []any{httpServer(port)}}})
+	waitAppReady(t, r, 2)
+	loop := startClientLoop(addr, "/", 4, 2*time.Millisecond)
 	defer loop.Stop()
 	var crashed []int
 	var delays []time.Duration
 	for round := 0; round < 2; round++ {
-		var boom ndResp
+		var boom response
 		// Which worker a connection reaches depends on the loop's traffic
 		// beside it: keep asking until slot 0's worker takes one.
 		for i := 0; i < 60; i++ {
-			boom = ndGet("tcp", addr, "/boom?index=0", 5*time.Second)
+			boom = request("tcp", addr, "/boom?index=0", 5*time.Second)
 			if boom.ok() && boom.header.Get("X-Boom") == "yes" {
 				break
 			}
@@ -2214,33 +1397,33 @@ func TestC5NodeThrowAfterResponding(t *testing.T) {
 		}
 		pid, _ := strconv.Atoi(boom.body)
 		crashed = append(crashed, pid)
-		ex := ndExited(t, r, pid)
+		ex := r.waitLog("worker exited", "pid", pid)
 		if ex.str("code") != "1" {
 			t.Errorf("round %d: %s, want code 1", round, ex.raw)
 		}
-		wid := ndStarted(r)[pid]
-		sched, i, ok := r.stderr.find(0, ndGuard, func(l logLine) bool {
+		wid := r.workerIDs()[pid]
+		sched, i, err := r.stderr.find(0, hangGuard, func(l logLine) bool {
 			id, _ := l.num("id")
 			return l.is("worker restart scheduled", "index", 0) && id == wid
 		})
-		if !ok {
-			t.Fatalf("round %d: no restart scheduled for pid %d", round, pid)
+		if err != nil {
+			t.Fatalf("round %d: no restart scheduled for pid %d: %v", round, pid, err)
 		}
-		d := ndLogDelay(t, sched)
+		d := logDelay(t, sched)
 		delays = append(delays, d)
-		started, _, ok := r.stderr.find(i, ndGuard, func(l logLine) bool { return l.is("worker started", "index", 0) })
-		if !ok {
-			t.Fatalf("round %d: slot 0 was not restarted", round)
+		started, _, err := r.stderr.find(i, hangGuard, func(l logLine) bool { return l.is("worker started", "index", 0) })
+		if err != nil {
+			t.Fatalf("round %d: slot 0 was not restarted: %v", round, err)
 		}
-		if gap := ndLogTime(t, started).Sub(ndLogTime(t, ex)); gap >= backoff {
+		if gap := logTime(t, started).Sub(logTime(t, ex)); gap >= backoff {
 			t.Errorf("round %d: restarted %v after the exit; want at once, well under HERD_BACKOFF_MIN %v", round, gap, backoff)
 		}
 		np, _ := started.num("pid")
-		if _, _, ok := r.stderr.find(i, ndGuard, func(l logLine) bool {
+		if _, _, err := r.stderr.find(i, hangGuard, func(l logLine) bool {
 			p, _ := l.num("pid")
 			return l.is("worker listening") && p == np
-		}); !ok {
-			t.Fatalf("round %d: the replacement %d did not listen", round, np)
+		}); err != nil {
+			t.Fatalf("round %d: the replacement %d did not listen: %v", round, np, err)
 		}
 		time.Sleep(200 * time.Millisecond) // the replacement serves some
 	}
@@ -2248,10 +1431,10 @@ func TestC5NodeThrowAfterResponding(t *testing.T) {
 	if delays[0] != 0 || delays[1] != 0 {
 		t.Errorf("restart delays %v; want 0 both times (the worker had served)", delays)
 	}
-	accepted := ndHandedTo(r)
-	ok, failed, by := ndCount(results)
+	accepted := handedTo(r)
+	ok, failed, by := countResponses(results)
 	lostByCrash := 0
-	var unowned []ndResp
+	var unowned []response
 	for _, f := range failed {
 		owned := false
 		for _, p := range crashed {
@@ -2284,28 +1467,28 @@ func TestC5NodeThrowAfterResponding(t *testing.T) {
 // to S, it is answered (late, not lost), and after the stall S serves again.
 func TestC9StalledWorkerRR(t *testing.T) {
 	t.Parallel()
-	port := ndFreePort(t, "tcp", "")
+	port := freePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	const spin = 2 * time.Second
-	r := ndStart(t, ndOpts{workers: 2, policy: "rr", cfg: map[string]any{"servers": []any{ndHTTP(port)}}})
-	pids := ndReady(t, r, 2)
-	spinDone := make(chan ndResp, 1)
+	r := startNode(t, nodeOpts{workers: 2, policy: "rr", cfg: map[string]any{"servers": []any{httpServer(port)}}})
+	pids := waitAppReady(t, r, 2)
+	spinDone := make(chan response, 1)
 	go func() {
-		spinDone <- ndGet("tcp", addr, fmt.Sprintf("/spin?ms=%d", spin.Milliseconds()), 10*time.Second)
+		spinDone <- request("tcp", addr, fmt.Sprintf("/spin?ms=%d", spin.Milliseconds()), 10*time.Second)
 	}()
-	s := ndWait(t, r, "spin began", func(e ndEv) bool { return e.Ev == "app" && e.What == "req" })
+	s := waitEvent(t, r, "spin began", func(e event) bool { return e.Ev == "app" && e.What == "req" })
 	began := time.UnixMilli(s.T)
 	other := pids[0]
 	if other == s.Pid {
 		other = pids[1]
 	}
-	res := make([]ndResp, 20)
+	res := make([]response, 20)
 	var wg sync.WaitGroup
 	for i := range res {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res[i] = ndGet("tcp", addr, "/", 10*time.Second)
+			res[i] = request("tcp", addr, "/", 10*time.Second)
 		}()
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -2341,13 +1524,13 @@ func TestC9StalledWorkerRR(t *testing.T) {
 	}
 	var after []string
 	for i := 0; i < 4; i++ {
-		x := ndGet("tcp", addr, "/", 5*time.Second)
+		x := request("tcp", addr, "/", 5*time.Second)
 		if !x.ok() {
 			t.Errorf("after the stall: %v", x)
 		}
 		after = append(after, x.body)
 	}
-	if !ndPidSet(s.Pid)[after[0]] && !ndPidSet(s.Pid)[after[1]] {
+	if !pidSet(s.Pid)[after[0]] && !pidSet(s.Pid)[after[1]] {
 		t.Errorf("after the stall, responses %v: the stalled worker %d does not serve again", after, s.Pid)
 	}
 	t.Logf("while %d spun: %d to the other worker (slowest %v), %d to the stalled one (answered after the stall); after: %v",
@@ -2364,45 +1547,44 @@ func TestC9StalledWorkerRR(t *testing.T) {
 // failed request must be one the broken worker had accepted.
 func TestC11GarbageMessages(t *testing.T) {
 	t.Parallel()
-	port := ndFreePort(t, "tcp", "")
+	port := freePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	r := ndStart(t, ndOpts{workers: 2, policy: "rr", env: []string{"HERD_BACKOFF_MIN=100ms"}, trace: true,
-		cfg: map[string]any{"logConns": true, "servers": []any{ndHTTP(port)}}})
-	ndReady(t, r, 2)
-	ndListening(t, r, 2)
-	loop := ndStartLoop(addr, "/", 2, 5*time.Millisecond)
+	r := startNode(t, nodeOpts{workers: 2, policy: "rr", env: []string{"HERD_BACKOFF_MIN=100ms"}, trace: true,
+		cfg: map[string]any{"logConns": true, "servers": []any{httpServer(port)}}})
+	waitAppReady(t, r, 2)
+	r.waitListening(2)
+	loop := startClientLoop(addr, "/", 2, 5*time.Millisecond)
 	defer loop.Stop()
 	var broken []int
 	for n, path := range []string{"/garbage", "/oversize", "/badack"} {
-		done := make(chan ndResp, 1)
-		go func() { done <- ndGet("tcp", addr, path, 10*time.Second) }()
-		req := ndWait(t, r, path, func(e ndEv) bool { return e.Ev == "app" && e.What == "req" && e.Path == path })
+		done := make(chan response, 1)
+		go func() { done <- request("tcp", addr, path, 10*time.Second) }()
+		req := waitEvent(t, r, path, func(e event) bool { return e.Ev == "app" && e.What == "req" && e.Path == path })
 		broken = append(broken, req.Pid)
-		perr, _, ok := r.stderr.find(0, ndGuard, func(l logLine) bool {
+		perr, _, err := r.stderr.find(0, hangGuard, func(l logLine) bool {
 			p, _ := l.num("pid")
 			return l.is("worker protocol error: ending the worker") && p == req.Pid
 		})
-		if !ok {
-			t.Fatalf("%s: herd logged no protocol error for pid %d", path, req.Pid)
+		if err != nil {
+			t.Fatalf("%s: herd logged no protocol error for pid %d: %v", path, req.Pid, err)
 		}
-		ex := ndExited(t, r, req.Pid)
+		ex, exAt := r.waitLogAfter(0, hangGuard, "worker exited", "pid", req.Pid)
 		if ex.str("code") != "137" {
 			t.Errorf("%s: %s, want killed (137)", path, ex.raw)
 		}
 		<-done // the triggering request: it dies with its worker
 		// The replacement (the next worker started in that slot) listens
 		// before the next event, so that one worker always serves.
-		_, exAt, _ := r.stderr.find(0, ndGuard, func(l logLine) bool { return l.raw == ex.raw })
-		started, _, ok := r.stderr.find(exAt, ndGuard, func(l logLine) bool { return l.is("worker started", "index", ex.str("index")) })
-		if !ok {
-			t.Fatalf("%s: the worker was not replaced", path)
+		started, _, err := r.stderr.find(exAt, hangGuard, func(l logLine) bool { return l.is("worker started", "index", ex.str("index")) })
+		if err != nil {
+			t.Fatalf("%s: the worker was not replaced: %v", path, err)
 		}
 		np, _ := started.num("pid")
-		if _, _, ok := r.stderr.find(exAt, ndGuard, func(l logLine) bool {
+		if _, _, err := r.stderr.find(exAt, hangGuard, func(l logLine) bool {
 			p, _ := l.num("pid")
 			return l.is("worker listening") && p == np
-		}); !ok {
-			t.Fatalf("%s: the replacement %d did not listen", path, np)
+		}); err != nil {
+			t.Fatalf("%s: the replacement %d did not listen: %v", path, np, err)
 		}
 		if r.exited() {
 			t.Fatalf("herd exited")
@@ -2411,9 +1593,9 @@ func TestC11GarbageMessages(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	results := loop.Stop()
-	accepted := ndHandedTo(r)
-	ok, failed, by := ndCount(results)
-	var unowned []ndResp
+	accepted := handedTo(r)
+	ok, failed, by := countResponses(results)
+	var unowned []response
 	for _, f := range failed {
 		owned := false
 		for _, p := range broken {
@@ -2429,7 +1611,7 @@ func TestC11GarbageMessages(t *testing.T) {
 	if ok < 50 {
 		t.Errorf("only %d requests succeeded during the three events", ok)
 	}
-	if code := ndStop(t, r); code != 0 {
+	if code := r.terminate(); code != 0 {
 		t.Errorf("herd exited %d after SIGTERM, want 0", code)
 	}
 	t.Logf("broken workers %v; load: %d ok %v, %d failed (each on a connection a broken worker had accepted)", broken, ok, by, len(failed))
@@ -2440,12 +1622,12 @@ func TestC11GarbageMessages(t *testing.T) {
 // ±5% of 2,500, and herd's fd count back to its starting value.
 func TestRR10000Connections(t *testing.T) {
 	t.Parallel()
-	port := ndFreePort(t, "tcp", "")
+	port := freePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	r := ndStart(t, ndOpts{workers: 4, policy: "rr", script: "node_plain.js", args: []string{strconv.Itoa(port)}})
-	pids := ndListening(t, r, 4)
+	r := startNode(t, nodeOpts{workers: 4, policy: "rr", script: "node_plain.js", args: []string{strconv.Itoa(port)}})
+	pids := r.waitListening(4)
 	herd := r.herdPID()
-	if res := ndGet("tcp", addr, "/", 5*time.Second); !res.ok() {
+	if res := request("tcp", addr, "/", 5*time.Second); !res.ok() {
 		t.Fatalf("first request: %v", res)
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -2453,14 +1635,14 @@ func TestRR10000Connections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := lgLoad(lgConfig{Addr: addr, Clients: 32, Count: 10000, WorkerHeader: "-", Timeout: 20 * time.Second})
+	res, err := runLoad(loadConfig{Addr: addr, Clients: 32, Count: 10000, WorkerHeader: "-", Timeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Total != 10000 || res.OK != 10000 {
 		t.Errorf("%s\n%s", res, res.FailureSample(5, res.Start))
 	}
-	workers := ndPidSet(pids...)
+	workers := pidSet(pids...)
 	for w, n := range res.ByWorker {
 		if !workers[w] {
 			t.Errorf("%d responses from %q, not a worker %v", n, w, pids)
@@ -2472,9 +1654,9 @@ func TestRR10000Connections(t *testing.T) {
 	if len(res.ByWorker) != 4 {
 		t.Errorf("%d workers answered, want 4", len(res.ByWorker))
 	}
-	after := ndSettleFds(herd, before)
-	if after != before {
-		t.Errorf("herd has %d fds after 10,000 connections, %d before", after, before)
+	after, err := waitFdCount(herd, before)
+	if err != nil {
+		t.Errorf("herd has %d fds after 10,000 connections, %d before: %v", after, before, err)
 	}
 	if n := r.stderr.count("worker exited"); n != 0 {
 		t.Errorf("%d workers exited", n)

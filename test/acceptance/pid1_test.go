@@ -15,20 +15,6 @@ import (
 	"time"
 )
 
-// oneWorkerNever is the tini drop-in setting: one worker, never restarted.
-var oneWorkerNever = []string{"HERD_WORKERS=1", "HERD_RESTART=never"}
-
-// nonEmptyLines returns the lines of s that are not blank.
-func nonEmptyLines(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.TrimSpace(l) != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // A1: herd passes a worker's exit code through, for every code 0..255.
 func TestA1ExitCodePassThrough(t *testing.T) {
 	t.Parallel()

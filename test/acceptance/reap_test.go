@@ -44,12 +44,6 @@ func waitNoZombies(t *testing.T, r *herdRun, root int) {
 	}
 }
 
-// orphanCount waits for at least n "orphan reaped" records and returns how many there are.
-func orphanCount(r *herdRun, n int) int {
-	r.stderr.waitCount("orphan reaped", n, 20*time.Second)
-	return r.stderr.count("orphan reaped")
-}
-
 // R1: an orphan storm leaves no zombie, as PID 1 and as a child subreaper.
 func TestR1OrphanStorm(t *testing.T) {
 	t.Parallel()
@@ -67,8 +61,8 @@ func TestR1OrphanStorm(t *testing.T) {
 			})
 			waitFile(t, done, 60*time.Second)
 			waitNoZombies(t, r, r.root)
-			if n := orphanCount(r, 100); n < 100 {
-				t.Errorf("%d \"orphan reaped\" records, want >= 100 (the orphans did not reach herd)", n)
+			if n, err := r.waitOrphans(100); err != nil {
+				t.Errorf("%d \"orphan reaped\" records, want >= 100 (the orphans did not reach herd): %v", n, err)
 			}
 			waitNoZombies(t, r, r.root)
 			r.signal(syscall.SIGTERM)
@@ -116,8 +110,8 @@ func TestR2NegativeControl(t *testing.T) {
 func TestR3SpuriousSIGCHLD(t *testing.T) {
 	t.Parallel()
 	r := start(t, spec{env: []string{"HERD_WORKERS=2"}, args: cmdArgs("sleep", "100")})
-	if !r.stderr.waitCount("worker started", 2, 20*time.Second) {
-		t.Fatal("two workers did not start")
+	if err := r.stderr.waitCount("worker started", 2, 20*time.Second); err != nil {
+		t.Fatalf("two workers did not start: %v", err)
 	}
 	herd := r.herdPID()
 	before, err := cpuTicks(herd)
@@ -173,8 +167,8 @@ func TestR4SIGCHLDCoalescing(t *testing.T) {
 			env:  []string{"HERD_WORKERS=2", "HERD_RESTART=always", "HERD_BACKOFF_MIN=0", "HERD_LOG_LEVEL=info"},
 			args: cmdArgs("true"),
 		})
-		if !r.stderr.waitCount("worker exited", 400, 90*time.Second) {
-			t.Fatalf("only %d worker exits seen (hang?)", r.stderr.count("worker exited"))
+		if err := r.stderr.waitCount("worker exited", 400, 90*time.Second); err != nil {
+			t.Fatalf("only %d worker exits seen (hang?): %v", r.stderr.count("worker exited"), err)
 		}
 		r.signal(syscall.SIGTERM)
 		if got := r.exitCode(30 * time.Second); got != 0 && got != 143 {
@@ -306,8 +300,8 @@ func TestR7NoLeaks(t *testing.T) {
 	herd := r.herdPID()
 	sample := func(at int) (fds, rssKiB int) {
 		t.Helper()
-		if !r.stderr.waitCount("worker started", at, 180*time.Second) {
-			t.Fatalf("only %d workers started (wanted %d)", r.stderr.count("worker started"), at)
+		if err := r.stderr.waitCount("worker started", at, 180*time.Second); err != nil {
+			t.Fatalf("only %d workers started (wanted %d): %v", r.stderr.count("worker started"), at, err)
 		}
 		// The smallest of many samples ignores the fds open for an instant
 		// during each spawn (os/exec's error pipe).

@@ -273,8 +273,8 @@ sleep 0.5; touch "$1"; exec sleep 100`
 		args:    cmdArgs("sh", "-c", script, "sh", done),
 	})
 	waitFile(t, done, 60*time.Second)
-	if n := orphanCount(r, 20); n < 20 {
-		t.Errorf("%d \"orphan reaped\" records, want >= 20 (herd is not a subreaper?)", n)
+	if n, err := r.waitOrphans(20); err != nil {
+		t.Errorf("%d \"orphan reaped\" records, want >= 20 (herd is not a subreaper?): %v", n, err)
 	}
 	r.signal(syscall.SIGTERM)
 	if got := r.exitCode(30 * time.Second); got != 137 {

@@ -57,9 +57,9 @@ func TestS2EverySignalForwarded(t *testing.T) {
 		send := func(sig syscall.Signal) bool {
 			line := "got " + sigName(sig)
 			r.signal(sig)
-			_, i, ok := r.stdout.find(from, 10*time.Second, func(l logLine) bool { return l.raw == line })
-			if !ok {
-				t.Errorf("%v sent to herd did not reach the worker", sig)
+			_, i, err := r.stdout.find(from, 10*time.Second, func(l logLine) bool { return l.raw == line })
+			if err != nil {
+				t.Errorf("%v sent to herd did not reach the worker: %v", sig, err)
 				return !r.exited()
 			}
 			want = append(want, line)
@@ -187,19 +187,6 @@ while :; do sleep 0.1; done
 			t.Errorf("herd exited early")
 		}
 	})
-}
-
-func sigMask(t *testing.T, pid int, field string) uint64 {
-	t.Helper()
-	v, err := statusField(pid, field)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := strconv.ParseUint(v, 16, 64)
-	if err != nil {
-		t.Fatalf("%s %q: %v", field, v, err)
-	}
-	return m
 }
 
 // S4: every worker starts with no signal blocked and every signal at its
