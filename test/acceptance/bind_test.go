@@ -6,7 +6,7 @@ package acceptance
 // rights. What the worker's user may not bind, the worker cannot get through
 // herd either: its server reports EACCES and herd logs the refusal. What it
 // may bind works as before and belongs to that user; HERD_LISTEN's
-// addresses stay herd's. Helpers are prefixed bd.
+// addresses stay herd's.
 
 import (
 	"net"
@@ -57,13 +57,13 @@ func checkRefused(t *testing.T, r *herdRun, pid, i int, address, port, logged st
 	}
 }
 
-// TestBindPrivilegedPort: under rr and none, a worker running as uid 65534
-// asks for 127.0.0.1:81 (a port below ip_unprivileged_port_start), for a
-// free port above it, and for UDP on 127.0.0.1:81. herd, root, could bind
-// 81 but refuses it (TCP and UDP) with EACCES, as the kernel would refuse
-// the worker; the other port is bound on demand, owned by uid 65534, and
-// serves.
-func TestBindPrivilegedPort(t *testing.T) {
+// TestUnprivilegedWorkerCannotGetPrivilegedPort: under rr and none, a worker
+// running as uid 65534 asks for 127.0.0.1:81 (a port below
+// ip_unprivileged_port_start), for a free port above it, and for UDP on
+// 127.0.0.1:81. herd, root, could bind 81 but refuses it (TCP and UDP) with
+// EACCES, as the kernel would refuse the worker; the other port is bound on
+// demand, owned by uid 65534, and serves.
+func TestUnprivilegedWorkerCannotGetPrivilegedPort(t *testing.T) {
 	t.Parallel()
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
@@ -105,12 +105,12 @@ func TestBindPrivilegedPort(t *testing.T) {
 	}
 }
 
-// TestBindUnixSocket: under rr and none, a worker running as uid 65534 asks
-// for a socket in a directory of root's with mode 0755 (EACCES, as the
-// kernel would tell the worker) and for one in a directory uid 65534 may
-// write: that socket file is created by uid 65534, serves, and is removed
-// when herd stops.
-func TestBindUnixSocket(t *testing.T) {
+// TestUnixSocketBoundWithWorkerRights: under rr and none, a worker running
+// as uid 65534 asks for a socket in a directory of root's with mode 0755
+// (EACCES, as the kernel would tell the worker) and for one in a directory
+// uid 65534 may write: that socket file is created by uid 65534, serves, and
+// is removed when herd stops.
+func TestUnixSocketBoundWithWorkerRights(t *testing.T) {
 	t.Parallel()
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
@@ -168,11 +168,11 @@ func TestBindUnixSocket(t *testing.T) {
 	}
 }
 
-// TestBindHerdListenPrivileged: the control. With HERD_LISTEN on a port
-// below ip_unprivileged_port_start, workers running as uid 65534 listen on
-// it under rr and none: herd bound it itself, before they started, and the
-// socket is root's.
-func TestBindHerdListenPrivileged(t *testing.T) {
+// TestHerdListenPrivilegedPortServesUnprivilegedWorkers: the control. With
+// HERD_LISTEN on a port below ip_unprivileged_port_start, workers running as
+// uid 65534 listen on it under rr and none: herd bound it itself, before
+// they started, and the socket is root's.
+func TestHerdListenPrivilegedPortServesUnprivilegedWorkers(t *testing.T) {
 	t.Parallel()
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
@@ -196,11 +196,12 @@ func TestBindHerdListenPrivileged(t *testing.T) {
 	}
 }
 
-// TestBindReuseport: under reuseport, 2 workers running as uid 65534 listen
-// on a free port above ip_unprivileged_port_start that is not in
-// HERD_LISTEN. herd binds one SO_REUSEPORT socket per slot, each as uid
-// 65534 (a group's sockets must share their owner), and both workers serve.
-func TestBindReuseport(t *testing.T) {
+// TestReuseportSocketsBelongToWorkerUser: under reuseport, 2 workers running
+// as uid 65534 listen on a free port above ip_unprivileged_port_start that
+// is not in HERD_LISTEN. herd binds one SO_REUSEPORT socket per slot, each
+// as uid 65534 (a group's sockets must share their owner), and both workers
+// serve.
+func TestReuseportSocketsBelongToWorkerUser(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))

@@ -32,7 +32,7 @@ func affinity(t testing.TB) int {
 	return set.Count()
 }
 
-// nearestWorkers is CPUS.md's decision for a quota q/p and affinity a:
+// nearestWorkers is docs/workers.md's decision for a quota q/p and affinity a:
 // round-nearest(min(a, q/p)), halves up, at least 1, computed in integers.
 func nearestWorkers(a int, q, p int64) int {
 	if q <= 0 || int64(a)*p <= q {
@@ -157,7 +157,7 @@ func (cg *cpuCgroup) setQuota(quota int64) {
 	}
 }
 
-// expect is the worker count CPUS.md gives for quota in this cgroup.
+// expect is the worker count docs/workers.md gives for quota in this cgroup.
 func (cg *cpuCgroup) expect(a int, quota int64) int {
 	w := nearestWorkers(a, quota, cpuPeriod)
 	if cg.parentQ > 0 {

@@ -1,10 +1,10 @@
 package acceptance
 
-// TestChaos: herd as PID 1 with 3 real Node workers (testdata/node_listen.js,
-// one HTTP server, every connection logged with its client port) under
-// steady load, while the test kills, stops and signals: about 20 s of
-// chaos, once under rr and once under none. What herd must guarantee
-// through all of it:
+// TestChaosFailsOnlyRequestsOfKilledWorkers: herd as PID 1 with 3 real Node
+// workers (testdata/node_listen.js, one HTTP server, every connection logged
+// with its client port) under steady load, while the test kills, stops and
+// signals: about 20 s of chaos, once under rr and once under none. What herd
+// must guarantee through all of it:
 //
 //  1. a request fails only when the test SIGKILLed the worker holding its
 //     connection while the request was in flight (and no more of them than
@@ -75,7 +75,7 @@ type chaosKill struct {
 	failed []loadRecord // failed requests attributed to this kill
 }
 
-// chaosRun is one run of TestChaos.
+// chaosRun is one run of TestChaosFailsOnlyRequestsOfKilledWorkers.
 type chaosRun struct {
 	t      *testing.T
 	r      *herdRun
@@ -98,7 +98,7 @@ type chaosEvent struct {
 	what string
 }
 
-func TestChaos(t *testing.T) {
+func TestChaosFailsOnlyRequestsOfKilledWorkers(t *testing.T) {
 	t.Parallel()
 	requireNS(t)
 	requireTool(t, "node")

@@ -48,7 +48,7 @@ func refusedAtStartAndByConfig(t *testing.T, env []string, want ...string) {
 
 // A configuration file that never ends (/dev/zero) is refused after 1 MiB,
 // whether HERD_CONFIG or --config names it.
-func TestAcceptanceConfigFileBounded(t *testing.T) {
+func TestEndlessConfigFileRefusedAfter1MiB(t *testing.T) {
 	t.Parallel()
 	if _, err := os.Stat("/dev/zero"); err != nil {
 		missing(t, "/dev/zero: %v", err)
@@ -65,7 +65,7 @@ func TestAcceptanceConfigFileBounded(t *testing.T) {
 
 // A relative HERD_TERMINATION_LOG is written in the directory herd was
 // started in, not in / where herd moves.
-func TestAcceptanceConfigTerminationLogRelative(t *testing.T) {
+func TestRelativeTerminationLogInStartDirectory(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	name := "herd-term-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ".log"
@@ -90,7 +90,7 @@ func TestAcceptanceConfigTerminationLogRelative(t *testing.T) {
 
 // HERD_TERMINATION_LOG=OFF, in capitals, disables the termination log: no
 // file called OFF, in the start directory or in /.
-func TestAcceptanceConfigTerminationLogOff(t *testing.T) {
+func TestTerminationLogOffInCapitals(t *testing.T) {
 	t.Parallel()
 	offDir := t.TempDir()
 	rootOff := exists("/OFF")
@@ -111,7 +111,7 @@ func TestAcceptanceConfigTerminationLogOff(t *testing.T) {
 
 // A HERD_HEALTH_ADDR herd cannot listen on fails herd config as it fails
 // the start: exit code 2, one line; off in any case runs without probes.
-func TestAcceptanceConfigHealthAddr(t *testing.T) {
+func TestUnusableHealthAddrRefused(t *testing.T) {
 	t.Parallel()
 	for _, bad := range []string{"nonsense", ":99999", "1.2.3.4", "[::1"} {
 		t.Run("refused/"+bad, func(t *testing.T) {
@@ -136,7 +136,7 @@ func TestAcceptanceConfigHealthAddr(t *testing.T) {
 
 // HERD_READY_MIN above the workers that can ever run is refused; above what
 // auto gives here, without a maximum, it is a warning and herd runs.
-func TestAcceptanceConfigReadyMin(t *testing.T) {
+func TestReadyMinAboveWorkersRefusedOrWarned(t *testing.T) {
 	t.Parallel()
 	refusedAtStartAndByConfig(t, []string{"HERD_WORKERS=2", "HERD_READY_MIN=3"},
 		`invalid HERD_READY_MIN="3": must not be more than HERD_WORKERS="2"`, "readiness could never pass")
@@ -164,7 +164,7 @@ func TestAcceptanceConfigReadyMin(t *testing.T) {
 
 // A stop signal that does not end a process by default is accepted with a
 // warning that says what follows; TERM gets none.
-func TestAcceptanceConfigStopSignalWarning(t *testing.T) {
+func TestStopSignalThatEndsNothingWarns(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ sig, fault string }{
 		{"WINCH", "is ignored by default"},
@@ -202,7 +202,7 @@ func TestAcceptanceConfigStopSignalWarning(t *testing.T) {
 // Error messages: numbers too large say so with the limit, a file that is
 // not YAML text or not a mapping is explained in YAML's terms, and a long
 // value is cut.
-func TestAcceptanceConfigMessages(t *testing.T) {
+func TestConfigErrorMessagesExplain(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	file := func(name, text string) string {

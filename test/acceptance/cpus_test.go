@@ -1,11 +1,11 @@
 package acceptance
 
-// ACCEPTANCE.md C8 (a CPU quota change resizes the worker set) and P2 (the
-// static binary in an empty root filesystem under runc, with a CPU quota,
-// starts the right number of workers), against the real kernel: a cgroup v1
-// `cpu` hierarchy created by the test, and a runc container. The worker
-// count follows ../shared/CPUS.md: budget B = min(affinity, every ancestor's
-// quota), workers = round-nearest(B), halves up, at least 1.
+// docs/acceptance.md C8 (a CPU quota change resizes the worker set) and P2
+// (the static binary in an empty root filesystem under runc, with a CPU
+// quota, starts the right number of workers), against the real kernel: a
+// cgroup v1 `cpu` hierarchy created by the test, and a runc container. The
+// worker count follows docs/workers.md: budget B = min(affinity, every
+// ancestor's quota), workers = round-nearest(B), halves up, at least 1.
 
 import (
 	"debug/elf"
@@ -85,12 +85,14 @@ func waitResized(t testing.TB, r *herdRun, from0, from, to int, guard time.Durat
 	return i
 }
 
-// C8: herd, PID 1 in a cgroup v1 `cpu` cgroup with quota 1.5 CPUs, starts
+// herd, PID 1 in a cgroup v1 `cpu` cgroup with quota 1.5 CPUs, starts
 // round-nearest(min(A, 1.5)) workers; rewriting the quota while it runs
 // resizes the worker set on the periodic re-check (up at once, down after
 // HERD_SCALE_DOWN_CHECKS checks, highest slot first, no restart), and on
 // SIGHUP without waiting for the period.
-func TestC8CgroupQuotaResize(t *testing.T) {
+//
+// Catalogue: C8.
+func TestCPUQuotaChangeResizesWorkers(t *testing.T) {
 	t.Parallel()
 	a := affinity(t)
 	t.Logf("affinity: %d CPUs", a)
@@ -134,7 +136,7 @@ func TestC8CgroupQuotaResize(t *testing.T) {
 		cur := want
 
 		// 3.5 CPUs: round-nearest(min(A, 3.5)): 4 with 4 or more CPUs,
-		// A below that (affinity caps the budget, CPUS.md T10).
+		// A below that (affinity caps the budget, docs/workers.md T10).
 		mark := len(r.stderr.snapshot())
 		cg.setQuota(350000)
 		want = cg.expect(a, 350000)
@@ -299,11 +301,13 @@ func staticELF(t testing.TB, path string) {
 	}
 }
 
-// P2: herd's static binary alone in an empty, read-only root filesystem, as
+// herd's static binary alone in an empty, read-only root filesystem, as
 // PID 1 of a runc container with a CPU quota of 1.5 CPUs and no cgroup
 // namespace, runs `herd demo` with round-nearest(min(A, 1.5)) workers, and
 // exits 0 on SIGTERM.
-func TestP2RuncContainer(t *testing.T) {
+//
+// Catalogue: P2.
+func TestStaticBinaryInRuncContainer(t *testing.T) {
 	t.Parallel()
 	runc := requireTool(t, "runc")
 	if os.Geteuid() != 0 {

@@ -1,6 +1,6 @@
 package acceptance
 
-// ACCEPTANCE.md H1, H2 and H3 (issue 6): herd's probe server, on a real
+// docs/acceptance.md H1, H2 and H3: herd's probe server, on a real
 // herd that is PID 1 of a new PID namespace, serving real workers: herd's
 // own demo worker (`herd demo-worker`, a Go HTTP server that speaks the
 // cluster protocol and sends STATUS= over sd_notify), so the tests need
@@ -31,14 +31,17 @@ import (
 	"github.com/herd-sh/herd/health"
 )
 
-// TestH1H2EndpointsThroughWorkerLifecycle: two demo workers under rr go
-// through every state: started (they wait 3 s before listening), listening,
-// serving connections, one killed (SIGKILL) and replaced at once (it had
-// served), its replacement failing to start (it exits 1 before listening),
-// restarted after the backoff, and drained by SIGTERM. At each step the probes, /status and /metrics
-// say what happened, and the counters move by exactly the connections and
-// restarts the test caused. The termination message sums it up.
-func TestH1H2EndpointsThroughWorkerLifecycle(t *testing.T) {
+// TestProbesFollowWorkerLifecycle: two demo workers under rr go through
+// every state: started (they wait 3 s before listening), listening, serving
+// connections, one killed (SIGKILL) and replaced at once (it had served),
+// its replacement failing to start (it exits 1 before listening), restarted
+// after the backoff, and drained by SIGTERM. At each step the probes,
+// /status and /metrics say what happened, and the counters move by exactly
+// the connections and restarts the test caused. The termination message sums
+// it up.
+//
+// Catalogue: H1 and H2.
+func TestProbesFollowWorkerLifecycle(t *testing.T) {
 	t.Parallel()
 	term := filepath.Join(t.TempDir(), "termination-log")
 	r := startDemo(t, `[ "$HERD_WORKER_ID" -le 2 ] && sleep 3; [ "$HERD_WORKER_ID" != 3 ] || exit 1`,
@@ -239,12 +242,14 @@ func TestH1H2EndpointsThroughWorkerLifecycle(t *testing.T) {
 	t.Logf("termination message:\n%s", msg)
 }
 
-// TestH2AcceptQueueDepth: under HERD_SCHED_POLICY=none the workers accept
+// TestAcceptQueueDepthMetric: under HERD_SCHED_POLICY=none the workers accept
 // from the socket herd bound. With both workers stopped (SIGSTOP), K
 // connections wait in the kernel's accept queue, and the accept-queue
 // metric says K (TCP_INFO on herd's copy of the socket); its limit is the
 // backlog. Once the workers continue, they take and answer all K.
-func TestH2AcceptQueueDepth(t *testing.T) {
+//
+// Catalogue: H2.
+func TestAcceptQueueDepthMetric(t *testing.T) {
 	t.Parallel()
 	r := startDemo(t, "", "HERD_SCHED_POLICY=none", "HERD_WORKERS=2", "HERD_READY_MIN=2", "HERD_BACKLOG=64")
 	st := r.waitStatus(t, "both workers listening", func(st health.Status) bool { return st.Listening == 2 })
@@ -334,13 +339,15 @@ func TestH2AcceptQueueDepth(t *testing.T) {
 	}
 }
 
-// TestH3ProbesAnswerWhileWorkersSaturated: each worker keeps two busy
+// TestProbesAnswerWhileWorkersSaturated: each worker keeps two busy
 // loops of its own beside its server, so the workers want twice the CPUs
 // there are, and a load generator keeps them serving. Every endpoint must
 // still answer, each request on a new connection within the 2 s client
 // timeout. How fast it answers is measured and logged against H3's 50 ms
 // (median and slowest), not asserted: the machine is shared.
-func TestH3ProbesAnswerWhileWorkersSaturated(t *testing.T) {
+//
+// Catalogue: H3.
+func TestProbesAnswerWhileWorkersSaturated(t *testing.T) {
 	for _, policy := range []string{"none", "rr"} {
 		t.Run(policy, func(t *testing.T) {
 			spin := `for i in 1 2; do (while :; do :; done) & done`
@@ -386,9 +393,11 @@ func TestH3ProbesAnswerWhileWorkersSaturated(t *testing.T) {
 	}
 }
 
-// TestH1DemoPrintsEndpoints: herd demo's start-up output names the
+// TestDemoPrintsEndpoints: herd demo's start-up output names the
 // service's URL and every endpoint of the probe server, and each answers.
-func TestH1DemoPrintsEndpoints(t *testing.T) {
+//
+// Catalogue: H1.
+func TestDemoPrintsEndpoints(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
 	r := start(t, spec{mode: asPID1, args: []string{"demo"}, env: []string{

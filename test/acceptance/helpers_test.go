@@ -398,11 +398,11 @@ func helperNSInit(args []string, fail func(error) int) int {
 	}
 }
 
-// catchable is every signal a process can catch, minus KILL and STOP,
-// SIGURG (the Go runtime's preemption signal), SIGCHLD, SIGPROF (the Go
-// runtime's; never delivered to os/signal) and 32, 33 and 34 (reserved by
-// glibc and musl; Go's runtime installs no handler for them and
-// signal.Notify ignores them, so no Go program, herd included, can catch them).
+// catchable is every signal a process can catch, minus KILL and STOP, SIGURG
+// (the Go runtime's preemption signal), SIGCHLD, SIGPROF (the Go runtime's;
+// never delivered to os/signal) and 32, 33 and 34 (reserved by glibc and
+// musl; Go's runtime installs no handler for them and signal.Notify ignores
+// them, so no Go program, herd included, can catch them).
 func catchable() []syscall.Signal {
 	var out []syscall.Signal
 	for s := syscall.Signal(1); s <= 64; s++ {

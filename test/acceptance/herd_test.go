@@ -80,7 +80,8 @@ func cleanEnv() []string {
 	// probes unless a test asks (a later HERD_HEALTH_ADDR in the list wins).
 	// Tests whose workers take LISTEN_FDS sockets run under none unless
 	// they choose (rr, the default, hands sockets only to workers that
-	// speak Node's protocol); TestDefaultPolicyRR checks the default.
+	// speak Node's protocol); TestUnmodifiedNodeServerAlternatesUnderRR/default
+	// checks the default.
 	return append(env, "HERD_HEALTH_ADDR=off", "HERD_SCHED_POLICY=none")
 }
 

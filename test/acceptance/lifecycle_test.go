@@ -1,6 +1,6 @@
 package acceptance
 
-// ACCEPTANCE.md C7, C8 (SIGTTIN/SIGTTOU), D7 and D8 (issue 4): the cluster's
+// docs/acceptance.md C7, C8 (SIGTTIN/SIGTTOU), D7 and D8: the cluster's
 // lifecycle under real load on loopback. herd runs as PID 1 of a new PID
 // namespace, binds HERD_LISTEN=127.0.0.1:0 itself and hands the socket to
 // Python workers (testdata/life_server.py) under the default policy
@@ -19,10 +19,12 @@ import (
 	"github.com/herd-sh/herd/health"
 )
 
-// C7: SIGHUP rolling restart under continuous load (issue 4: at least 20 s,
+// SIGHUP rolling restart under continuous load (at least 20 s,
 // 2 workers, every worker replaced twice): zero failed requests, every
 // worker replaced, herd still running afterwards.
-func TestC7RollingRestartUnderLoad(t *testing.T) {
+//
+// Catalogue: C7.
+func TestRollingRestartUnderLoadFailsNoRequest(t *testing.T) {
 	t.Parallel()
 	r := startLifeServers(t, 2, "HERD_HEALTH_ADDR=127.0.0.1:0")
 	orig := logPids(t, r.logsBetween(0, -1, "worker listening"))
@@ -114,10 +116,12 @@ func TestC7RollingRestartUnderLoad(t *testing.T) {
 	}
 }
 
-// C8 (SIGTTIN/SIGTTOU part): one worker more, one less, never fewer than 1;
+// One worker more, one less, never fewer than 1;
 // a removed worker stops gracefully (its in-flight requests complete) and
 // is not restarted.
-func TestC8TTINTTOU(t *testing.T) {
+//
+// Catalogue: C8.
+func TestTTINAndTTOUAddAndRemoveWorker(t *testing.T) {
 	t.Parallel()
 	r := startLifeServers(t, 1, "HERD_HEALTH_ADDR=127.0.0.1:0")
 
@@ -238,13 +242,15 @@ func TestC8TTINTTOU(t *testing.T) {
 // not even signalled the workers that soon).
 const inFlightMargin = 2 * time.Millisecond
 
-// D7: under steady load, SIGTERM: every request accepted before the
+// Under steady load, SIGTERM: every request accepted before the
 // listeners closed completes with 200, and herd exits 0 once the workers
 // have drained. Two loads run together: slow requests (300 ms), so that
 // many are in flight when the workers get the stop signal, and a paced
 // stream of quick ones, so that requests keep arriving up to the moment the
 // workers stop accepting.
-func TestD7InFlightCompleteOnSIGTERM(t *testing.T) {
+//
+// Catalogue: D7.
+func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	t.Parallel()
 	r := startLifeServers(t, 2)
 	slow := startLoad(t, loadConfig{Addr: r.addr, Path: "/?delay=300", Clients: 8, Interval: 20 * time.Millisecond, Duration: 20 * time.Second})
@@ -295,10 +301,12 @@ func TestD7InFlightCompleteOnSIGTERM(t *testing.T) {
 	r.checkExitedCleanly(logPids(t, r.logsBetween(0, -1, "worker started")))
 }
 
-// D8: HERD_SHUTDOWN_DELAY=3s: /readyz answers 503 from the first request
+// HERD_SHUTDOWN_DELAY=3s: /readyz answers 503 from the first request
 // after herd logs that it is draining, while the service keeps answering
 // every request for the delay; then the workers stop and herd exits 0.
-func TestD8ReadinessDuringShutdownDelay(t *testing.T) {
+//
+// Catalogue: D8.
+func TestReadinessFailsDuringShutdownDelay(t *testing.T) {
 	t.Parallel()
 	const delay = 3 * time.Second
 	r := startLifeServers(t, 2, "HERD_HEALTH_ADDR=127.0.0.1:0", "HERD_SHUTDOWN_DELAY=3s")

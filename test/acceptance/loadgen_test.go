@@ -441,9 +441,10 @@ func classify(err error) loadKind {
 	return loadOther
 }
 
-// TestLoadgenSelfCheck runs the generator against an in-process server in
-// both connection modes, and against a closed port, and checks its counts.
-func TestLoadgenSelfCheck(t *testing.T) {
+// TestLoadGeneratorCountsOutcomes runs the generator against an in-process
+// server in both connection modes, and against a closed port, and checks its
+// counts.
+func TestLoadGeneratorCountsOutcomes(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	conns := map[string]bool{}
@@ -526,7 +527,8 @@ func TestLoadgenSelfCheck(t *testing.T) {
 	}
 }
 
-// startLoad starts a load run and stops it when the test ends, whatever happens.
+// startLoad starts a load run and stops it when the test ends, whatever
+// happens.
 func startLoad(t *testing.T, cfg loadConfig) *loadRun {
 	t.Helper()
 	l, err := beginLoad(cfg)

@@ -97,9 +97,10 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// herdPath builds herd once (go build -o <tmp>/herd, from the module root) and returns its
-// path. HERD_ACCEPTANCE_BINARY names a prebuilt binary to test instead (a
-// release build, or a deliberately broken one to see the tests fail).
+// herdPath builds herd once (go build -o <tmp>/herd, from the module root)
+// and returns its path. HERD_ACCEPTANCE_BINARY names a prebuilt binary to
+// test instead (a release build, or a deliberately broken one to see the
+// tests fail).
 func herdPath(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -175,7 +176,8 @@ func requireNS(t testing.TB) {
 	}
 }
 
-// requireTool needs an executable on PATH (or an absolute path) and returns its path.
+// requireTool needs an executable on PATH (or an absolute path) and returns
+// its path.
 func requireTool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)

@@ -85,7 +85,8 @@ func startNode(t *testing.T, o nodeOpts) *herdRun {
 	return start(t, s)
 }
 
-// httpServer is a node_listen.js server entry: an http server listening with args.
+// httpServer is a node_listen.js server entry: an http server listening with
+// args.
 func httpServer(args ...any) map[string]any { return map[string]any{"kind": "http", "listen": args} }
 
 // event is one "@@ {json}" line a worker wrote on stdout.
@@ -231,8 +232,8 @@ func waitEvents(t *testing.T, r *herdRun, n int, what string, match func(event) 
 	}
 }
 
-// waitAppReady waits until n workers of node_listen.js said ready (every server
-// listened) and returns their pids, in order; a server that failed to
+// waitAppReady waits until n workers of node_listen.js said ready (every
+// server listened) and returns their pids, in order; a server that failed to
 // listen fails the test.
 func waitAppReady(t *testing.T, r *herdRun, n int) []int {
 	t.Helper()
@@ -245,7 +246,8 @@ func waitAppReady(t *testing.T, r *herdRun, n int) []int {
 	return pids
 }
 
-// waitAppReadyAllowErr is waitAppReady for a test that expects some listen() to fail.
+// waitAppReadyAllowErr is waitAppReady for a test that expects some listen()
+// to fail.
 func waitAppReadyAllowErr(t *testing.T, r *herdRun, n int) []int {
 	t.Helper()
 	var pids []int
@@ -255,7 +257,8 @@ func waitAppReadyAllowErr(t *testing.T, r *herdRun, n int) []int {
 	return pids
 }
 
-// appPorts returns, per worker pid, the port each server (by index) listens on.
+// appPorts returns, per worker pid, the port each server (by index) listens
+// on.
 func appPorts(r *herdRun) map[int]map[int]int {
 	out := map[int]map[int]int{}
 	for _, e := range events(r) {

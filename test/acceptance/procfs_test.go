@@ -86,7 +86,8 @@ func zombies(root int) []proc {
 	return z
 }
 
-// workerProcs returns herd's live children (the workers) as the host sees them.
+// workerProcs returns herd's live children (the workers) as the host sees
+// them.
 func workerProcs(herd int) []int {
 	var out []int
 	for _, p := range descendants(herd) {

@@ -80,8 +80,8 @@ func othersMayRun(path string) bool {
 	}
 }
 
-// startLifeServers starts herd with n life_server workers on 127.0.0.1:0 (plus env)
-// and waits until n workers are listening.
+// startLifeServers starts herd with n life_server workers on 127.0.0.1:0
+// (plus env) and waits until n workers are listening.
 func startLifeServers(t *testing.T, n int, env ...string) *service {
 	t.Helper()
 	py := python3(t, false)

@@ -125,8 +125,8 @@ func channelFds(calls []sysCall) map[int]bool {
 }
 
 // checkHerdWrites checks every line herd wrote on a channel: never empty,
-// always one JSON value (PROTOCOL.md §12.16: an empty or invalid line kills
-// the worker). Lines longer than strace's -s are checked up to there.
+// always one JSON value (docs/protocol.md §12.16: an empty or invalid line
+// kills the worker). Lines longer than strace's -s are checked up to there.
 func checkHerdWrites(t *testing.T, calls []sysCall, chans map[int]bool) int {
 	t.Helper()
 	n := 0

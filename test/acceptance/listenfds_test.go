@@ -1,7 +1,7 @@
 package acceptance
 
-// End-to-end acceptance tests for herd owning the port (ACCEPTANCE.md C3,
-// C4, C5, C6, C10; issue 4): real servers in Python 3 and Node.js that take
+// End-to-end acceptance tests for herd owning the port (docs/acceptance.md C3,
+// C4, C5, C6, C10): real servers in Python 3 and Node.js that take
 // their listening socket from herd (LISTEN_FDS, fd 3), real requests on
 // loopback, counted outcomes.
 //
@@ -35,13 +35,15 @@ import (
 // ---------------------------------------------------------------------------
 // C4: a Python standard-library server that reads LISTEN_FDS
 
-// TestC4PythonListenFDs: a Python 3 server written against the systemd
-// socket-activation convention only (it checks LISTEN_PID == its own pid,
-// takes fd 3, says READY=1) serves under none and reuseport with 2 workers:
-// each worker got one socket on the same port with LISTEN_FDNAMES and PORT,
-// every one of N requests on its own connection is answered 200, both
-// workers answer at least once, and /readyz passes.
-func TestC4PythonListenFDs(t *testing.T) {
+// TestPythonServerTakesListenFDs: a Python 3 server written against the
+// systemd socket-activation convention only (it checks LISTEN_PID == its own
+// pid, takes fd 3, says READY=1) serves under none and reuseport with 2
+// workers: each worker got one socket on the same port with LISTEN_FDNAMES
+// and PORT, every one of N requests on its own connection is answered 200,
+// both workers answer at least once, and /readyz passes.
+//
+// Catalogue: C4.
+func TestPythonServerTakesListenFDs(t *testing.T) {
 	t.Parallel()
 	py := python3(t, false)
 	server := testdataPath(t, "listen_server.py")
@@ -107,12 +109,14 @@ func TestC4PythonListenFDs(t *testing.T) {
 // ---------------------------------------------------------------------------
 // C3: Node listen({fd: 3})
 
-// TestC3NodeListenFD3: an ordinary Node server that listens on fd 3
+// TestNodeServerListensOnFD3: an ordinary Node server that listens on fd 3
 // (http.createServer().listen({fd: 3})), HERD_READY_SIGNAL=started, 2
 // workers, under none and reuseport: LISTEN_PID is the worker's own pid,
 // every request is answered 200 by a worker, and under reuseport (the
 // kernel hashes new connections over the two slots' sockets) both answer.
-func TestC3NodeListenFD3(t *testing.T) {
+//
+// Catalogue: C3.
+func TestNodeServerListensOnFD3(t *testing.T) {
 	t.Parallel()
 	node := requireTool(t, "node")
 	server := testdataPath(t, "listen_fd3.js")
@@ -158,18 +162,20 @@ func TestC3NodeListenFD3(t *testing.T) {
 // ---------------------------------------------------------------------------
 // C5: a worker crashes after responding
 
-// TestC5CrashRestart: 2 Python workers under open-loop load (a new
-// connection every 5 ms). The worker of slot 0 answers /crash/0 and exits
-// 1, twice. herd cannot see connections under none or reuseport, so a
-// worker proves it serves by listening for a second: the first crash
-// comes after that, and the slot restarts at once; the second comes as
-// soon as the replacement listens, and the restart waits HERD_BACKOFF_MIN
-// (a worker that dies as soon as it listens is still failing to start).
-// Each time the crash response arrives (no handed-off connection is
-// lost), a new worker starts in slot 0 and listens, the worker of slot 1
-// answers requests while slot 0 has none, and not one request of the
-// whole run fails.
-func TestC5CrashRestart(t *testing.T) {
+// TestCrashedWorkerReplacedWithoutFailedRequest: 2 Python workers under
+// open-loop load (a new connection every 5 ms). The worker of slot 0 answers
+// /crash/0 and exits 1, twice. herd cannot see connections under none or
+// reuseport, so a worker proves it serves by listening for a second: the
+// first crash comes after that, and the slot restarts at once; the second
+// comes as soon as the replacement listens, and the restart waits
+// HERD_BACKOFF_MIN (a worker that dies as soon as it listens is still
+// failing to start). Each time the crash response arrives (no handed-off
+// connection is lost), a new worker starts in slot 0 and listens, the worker
+// of slot 1 answers requests while slot 0 has none, and not one request of
+// the whole run fails.
+//
+// Catalogue: C5.
+func TestCrashedWorkerReplacedWithoutFailedRequest(t *testing.T) {
 	t.Parallel()
 	py := python3(t, false)
 	server := testdataPath(t, "listen_server.py")
@@ -254,10 +260,10 @@ func TestC5CrashRestart(t *testing.T) {
 // ---------------------------------------------------------------------------
 // C6: crash loop
 
-// TestC6CrashLoop: one Python worker says READY=1 and serves; it has been
-// listening for longer than HERD_LIVENESS_GRACE (2 s) when it crashes on
-// /crash/0, and every later start of the slot exits 1 at once, before
-// READY=1 (a marker file). Then:
+// TestCrashLoopBacksOffToCap: one Python worker says READY=1 and serves; it
+// has been listening for longer than HERD_LIVENESS_GRACE (2 s) when it
+// crashes on /crash/0, and every later start of the slot exits 1 at once,
+// before READY=1 (a marker file). Then:
 //   - the first restart is at once (the worker had served), then the delays
 //     are 50ms, 100ms, 200ms, 400ms, 400ms, ...: doubling from
 //     HERD_BACKOFF_MIN, never decreasing, ending at HERD_BACKOFF_MAX, and the
@@ -270,8 +276,10 @@ func TestC5CrashRestart(t *testing.T) {
 //
 // The notify-based readiness makes the liveness rule testable: under
 // HERD_READY_SIGNAL=started every restart counts as a worker listening, so
-// a crash loop of such workers never fails /livez (see the report).
-func TestC6CrashLoop(t *testing.T) {
+// a crash loop of such workers never fails /livez.
+//
+// Catalogue: C6.
+func TestCrashLoopBacksOffToCap(t *testing.T) {
 	t.Parallel()
 	py := python3(t, false)
 	server := testdataPath(t, "listen_server.py")
@@ -404,14 +412,16 @@ func TestC6CrashLoop(t *testing.T) {
 // ---------------------------------------------------------------------------
 // C10: bind errors
 
-// TestC10BindErrors: herd binds before anything starts, so a port that is
-// taken (the test holds it) or privileged (herd runs as uid 65534 and asks
-// for port 80) ends herd with exit code 1 and exactly one ERROR record,
-// "cannot listen", naming the address and the reason, under both policies;
-// no worker starts (the worker would print a line). An address that does
-// not parse is a configuration error: exit 2 and one line naming
-// HERD_LISTEN.
-func TestC10BindErrors(t *testing.T) {
+// TestBindErrorStopsHerdBeforeWorkers: herd binds before anything starts, so
+// a port that is taken (the test holds it) or privileged (herd runs as uid
+// 65534 and asks for port 80) ends herd with exit code 1 and exactly one
+// ERROR record, "cannot listen", naming the address and the reason, under
+// both policies; no worker starts (the worker would print a line). An
+// address that does not parse is a configuration error: exit 2 and one line
+// naming HERD_LISTEN.
+//
+// Catalogue: C10.
+func TestBindErrorStopsHerdBeforeWorkers(t *testing.T) {
 	t.Parallel()
 	const workerSays = "WORKER-RAN"
 	worker := cmdArgs("sh", "-c", "echo "+workerSays)
@@ -585,12 +595,12 @@ func TestReuseportCrashKeepsQueue(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Watchdog
 
-// TestWatchdogRestart: HERD_WATCHDOG_TIMEOUT=500ms. Workers see
+// TestWatchdogKillsSilentWorker: HERD_WATCHDOG_TIMEOUT=500ms. Workers see
 // WATCHDOG_USEC=500000. A worker that sends WATCHDOG=1 every 100 ms for 1 s
 // and then stops is SIGKILLed after being silent for at least the timeout
 // (and within a generous bound), its slot is restarted, and the replacement
 // runs; a worker that keeps beating is never killed in 2.5 s.
-func TestWatchdogRestart(t *testing.T) {
+func TestWatchdogKillsSilentWorker(t *testing.T) {
 	t.Parallel()
 	py := python3(t, false)
 	server := testdataPath(t, "listen_server.py")
@@ -650,12 +660,12 @@ func TestWatchdogRestart(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Privilege drop
 
-// TestPrivilegeDrop: herd runs as root and binds 127.0.0.1:<port> (and
+// TestWorkersRunAsHerdUID: herd runs as root and binds 127.0.0.1:<port> (and
 // 127.0.0.1:80 when it is free); HERD_UID/HERD_GID make the workers run as
 // 65534 with no supplementary groups. The worker reports uid and gid 65534
 // in its start line and in responses on every socket, and says READY=1
 // through NOTIFY_SOCKET as that user.
-func TestPrivilegeDrop(t *testing.T) {
+func TestWorkersRunAsHerdUID(t *testing.T) {
 	t.Parallel()
 	py := python3(t, true)
 	server := testdataPath(t, "listen_server.py")

@@ -2,8 +2,8 @@ package acceptance
 
 // End-to-end acceptance of herd as Node.js's cluster primary, against the
 // real node on PATH and herd's real binary: the 19 conformance tests of
-// PROTOCOL.md §12 (TestNodeConformance), ACCEPTANCE.md C2, C3, C5, C9 and
-// C11 with Node workers, and 10,000 connections through rr.
+// docs/protocol.md §12 (TestNodeConformance), docs/acceptance.md C2, C3, C5,
+// C9 and C11 with Node workers, and 10,000 connections through rr.
 //
 // What the tests see, and how:
 //   - herd's JSON logs (stderr), as everywhere in this package;
@@ -19,7 +19,9 @@ package acceptance
 //   - /proc: fds, their flags and the kernel's TCP tables;
 //   - the clients' own results (status, body = the worker's pid, the local
 //     port of every connection).
-// Helpers are prefixed nd.
+//
+// nodeapps_test.go starts the apps and reads their events; strace_test.go
+// reads herd's side of the wire.
 
 import (
 	"bufio"
@@ -85,21 +87,21 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 }
 
 // ---------------------------------------------------------------------------
-// PROTOCOL.md §12: conformance tests against real node
+// docs/protocol.md §12: conformance tests against real node
 
-// TestNodeConformance runs the 19 conformance tests of PROTOCOL.md §12, one
-// subtest each, against the node on PATH through herd's binary. Where a
+// TestNodeConformance runs the 19 conformance tests of docs/protocol.md §12,
+// one subtest each, against the node on PATH through herd's binary. Where a
 // point cannot be seen end to end, or herd departs on purpose from what
 // Node's own primary does, the subtest checks the closest observable and
-// says so: 03 (herd hands over a socket it already listens on; logged),
-// 05 (herd removes a stale socket file instead of failing), 10 (the >64 KiB
+// says so: 03 (herd hands over a socket it already listens on; logged), 05
+// (herd removes a stale socket file instead of failing), 10 (the >64 KiB
 // message goes worker → herd: herd sends no user messages), 12 (the
-// exitedAfterDisconnect mark shows only as an exit that is no failure),
-// 14 (herd closes a live worker's channel only by dying), 15 (the channel's
-// EOF shows only as herd dropping and restarting the worker), 16 (3 MB
-// one way; "never an invalid line" is checked on every line herd wrote in
-// the strace'd subtests 01, 02, 10 and 11), 17 (the 10,000-connection fd
-// count is TestRR10000Connections).
+// exitedAfterDisconnect mark shows only as an exit that is no failure), 14
+// (herd closes a live worker's channel only by dying), 15 (the channel's EOF
+// shows only as herd dropping and restarting the worker), 16 (3 MB one way;
+// "never an invalid line" is checked on every line herd wrote in the
+// strace'd subtests 01, 02, 10 and 11), 17 (the 10,000-connection fd count
+// is TestRRSpreads10000ConnectionsEvenly).
 func TestNodeConformance(t *testing.T) {
 	t.Parallel()
 	requireTool(t, "node")
@@ -135,10 +137,10 @@ func TestNodeConformance(t *testing.T) {
 	}
 }
 
-// §12.1 Startup: the first line each worker writes is online with seq 0
-// (herd's recvmsg, under strace); in the worker, cluster.isWorker is true,
-// cluster.worker.id is the id herd gave it, and NODE_UNIQUE_ID (and
-// NODE_CHANNEL_FD) are gone from process.env.
+// docs/protocol.md §12.1 Startup: the first line each worker writes is
+// online with seq 0 (herd's recvmsg, under strace); in the worker,
+// cluster.isWorker is true, cluster.worker.id is the id herd gave it, and
+// NODE_UNIQUE_ID (and NODE_CHANNEL_FD) are gone from process.env.
 func conformance01Startup(t *testing.T) {
 	port := freePort(t)
 	file := filepath.Join(t.TempDir(), "strace.txt")
@@ -186,10 +188,11 @@ func conformance01Startup(t *testing.T) {
 
 var newconnSeq = regexp.MustCompile(`"act":"newconn","key":"[^"]*","seq":(\d+)`)
 
-// §12.2 rr basic: unmodified listen(PORT), 2 workers; queryServer is
-// answered without an fd, with sockname; 4 sequential requests alternate;
-// each newconn is answered NODE_HANDLE_ACK, then {ack, accepted:true}; herd
-// closes its copy of the connection only after accepted (strace).
+// docs/protocol.md §12.2 rr basic: unmodified listen(PORT), 2 workers;
+// queryServer is answered without an fd, with sockname; 4 sequential
+// requests alternate; each newconn is answered NODE_HANDLE_ACK, then {ack,
+// accepted:true}; herd closes its copy of the connection only after accepted
+// (strace).
 func conformance02RRBasic(t *testing.T) {
 	port := freePort(t)
 	file := filepath.Join(t.TempDir(), "strace.txt")
@@ -299,13 +302,14 @@ func conformance02RRBasic(t *testing.T) {
 		bodies, newconns, checkHerdWrites(t, calls, chans))
 }
 
-// §12.3 shared basic: the same unmodified app under none; each worker's
-// queryServer reply carries a TCP socket fd, AF_INET6 (::), with O_NONBLOCK,
-// and both workers serve. PROTOCOL.md asks for a socket that is bound and
-// not yet listening (what Node's primary sends); herd hands over the socket
-// it already listens on, which §5.2 reports works as well [live], so the
-// listening state is logged here, not failed on: what matters to the worker
-// (a socket it can adopt, non-blocking, both serve) is asserted.
+// docs/protocol.md §12.3 shared basic: the same unmodified app under none;
+// each worker's queryServer reply carries a TCP socket fd, AF_INET6 (::),
+// with O_NONBLOCK, and both workers serve. docs/protocol.md asks for a
+// socket that is bound and not yet listening (what Node's primary sends);
+// herd hands over the socket it already listens on, which docs/protocol.md
+// §5.2 reports works as well [live], so the listening state is logged here,
+// not failed on: what matters to the worker (a socket it can adopt,
+// non-blocking, both serve) is asserted.
 func conformance03SharedBasic(t *testing.T) {
 	port := freePort(t)
 	r := startNode(t, nodeOpts{workers: 2, policy: "none", script: "node_plain.js", args: []string{strconv.Itoa(port)}, trace: true})
@@ -346,10 +350,10 @@ func conformance03SharedBasic(t *testing.T) {
 	t.Logf("responses by worker: %v", by)
 }
 
-// §12.4 listen(0), under rr and none: two listen(0) in each of 2 workers;
-// the same server index gets the same port in both workers, the two indexes
-// get two ports, the listening message reports the port server.address()
-// has, and both ports answer.
+// docs/protocol.md §12.4 listen(0), under rr and none: two listen(0) in each
+// of 2 workers; the same server index gets the same port in both workers,
+// the two indexes get two ports, the listening message reports the port
+// server.address() has, and both ports answer.
 func conformance04Listen0(t *testing.T) {
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
@@ -382,12 +386,13 @@ func conformance04Listen0(t *testing.T) {
 	}
 }
 
-// §12.5 Unix path, under rr and none: an absolute and a relative path (the
-// worker makes it absolute) both answer; both socket files are unlinked
-// when herd shuts down. A regular file in the way yields errno -98 and
-// EADDRINUSE in the worker. A stale socket file (one nobody accepts on):
-// Node's primary fails with EADDRINUSE there; herd removes it and binds
-// (§11.12 allows that), so the test asserts that the worker listens on it.
+// docs/protocol.md §12.5 Unix path, under rr and none: an absolute and a
+// relative path (the worker makes it absolute) both answer; both socket
+// files are unlinked when herd shuts down. A regular file in the way yields
+// errno -98 and EADDRINUSE in the worker. A stale socket file (one nobody
+// accepts on): Node's primary fails with EADDRINUSE there; herd removes it
+// and binds (docs/protocol.md §11.12 allows that), so the test asserts that
+// the worker listens on it.
 func conformance05Unix(t *testing.T) {
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
@@ -470,9 +475,10 @@ func conformance05Unix(t *testing.T) {
 	}
 }
 
-// §12.6 Host and IPv6, under rr and none: listen(p, '127.0.0.1') (sent with
-// backlog:false), listen({host:'::', ipv6Only:true}) (herd sets IPV6_V6ONLY:
-// IPv4 clients are refused on that port) and listen(p, 'localhost').
+// docs/protocol.md §12.6 Host and IPv6, under rr and none: listen(p,
+// '127.0.0.1') (sent with backlog:false), listen({host:'::', ipv6Only:true})
+// (herd sets IPV6_V6ONLY: IPv4 clients are refused on that port) and
+// listen(p, 'localhost').
 func conformance06Hosts(t *testing.T) {
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
@@ -497,7 +503,7 @@ func conformance06Hosts(t *testing.T) {
 				switch jsonStr(e.Msg, "port") {
 				case strconv.Itoa(p1):
 					if b, ok := e.Msg["backlog"]; !ok || b != false || jsonStr(e.Msg, "address") != "127.0.0.1" {
-						t.Errorf("queryServer for 127.0.0.1: %v; PROTOCOL.md says backlog:false", e.Msg)
+						t.Errorf("queryServer for 127.0.0.1: %v; docs/protocol.md says backlog:false", e.Msg)
 					}
 				case strconv.Itoa(p2):
 					if jsonStr(e.Msg, "address") != "::" || jsonStr(e.Msg, "addressType") != "6" || jsonStr(e.Msg, "flags") != "1" {
@@ -530,8 +536,9 @@ func conformance06Hosts(t *testing.T) {
 	}
 }
 
-// §12.7 UDP: dgram bind() under rr still gets a socket: dgram.Native, a UDP
-// fd with O_NONBLOCK; datagrams are answered by the workers.
+// docs/protocol.md §12.7 UDP: dgram bind() under rr still gets a socket:
+// dgram.Native, a UDP fd with O_NONBLOCK; datagrams are answered by the
+// workers.
 func conformance07UDP(t *testing.T) {
 	port := freePort(t)
 	r := startNode(t, nodeOpts{workers: 2, policy: "rr", trace: true,
@@ -574,9 +581,9 @@ func conformance07UDP(t *testing.T) {
 	t.Logf("10 datagrams answered: %v", by)
 }
 
-// §12.8 TLS: an https server in 2 workers (rr); each worker sent its own
-// data.ticketKeys, and both got the first worker's back; externally, a TLS
-// session ticket one worker issued resumes on the other.
+// docs/protocol.md §12.8 TLS: an https server in 2 workers (rr); each worker
+// sent its own data.ticketKeys, and both got the first worker's back;
+// externally, a TLS session ticket one worker issued resumes on the other.
 func conformance08TLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := selfSigned(t, dir)
@@ -643,9 +650,9 @@ func conformance08TLS(t *testing.T) {
 	t.Logf("https answered by %v, resumed %v", bodies, resumed)
 }
 
-// §12.9 Errors, under rr and none: a port that another process listens on
-// → the reply has errno -98 and no fd; the worker's server reports
-// EADDRINUSE; herd says why.
+// docs/protocol.md §12.9 Errors, under rr and none: a port that another
+// process listens on → the reply has errno -98 and no fd; the worker's
+// server reports EADDRINUSE; herd says why.
 func conformance09Errors(t *testing.T) {
 	for _, policy := range []string{"rr", "none"} {
 		t.Run(policy, func(t *testing.T) {
@@ -675,13 +682,13 @@ func conformance09Errors(t *testing.T) {
 	}
 }
 
-// §12.10 Flow control: one worker (none) sends a 100,000-byte user message
-// (past the 64 KiB read size) and then three listen(0) at once, so herd owes
-// it three socket handles: herd writes each only after the worker's
-// NODE_HANDLE_ACK for the one before (strace), and each server ends up on
-// the socket meant for it (the fd that came with a reply is the socket whose
-// port that server then reports). The >64 KiB message goes worker → herd
-// here: herd itself never sends user messages.
+// docs/protocol.md §12.10 Flow control: one worker (none) sends a
+// 100,000-byte user message (past the 64 KiB read size) and then three
+// listen(0) at once, so herd owes it three socket handles: herd writes each
+// only after the worker's NODE_HANDLE_ACK for the one before (strace), and
+// each server ends up on the socket meant for it (the fd that came with a
+// reply is the socket whose port that server then reports). The >64 KiB
+// message goes worker → herd here: herd itself never sends user messages.
 func conformance10FlowControl(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "strace.txt")
 	r := startNode(t, nodeOpts{workers: 1, policy: "none", trace: true, strace: file,
@@ -737,12 +744,13 @@ func conformance10FlowControl(t *testing.T) {
 	t.Logf("handles and ACKs: %s; %d lines herd wrote are valid JSON", strings.Join(seq, ""), checkHerdWrites(t, calls, chans))
 }
 
-// §12.11 Handles from the app: process.send(msg, server) (an exclusive
-// server the worker bound itself) → herd writes NODE_HANDLE_ACK (the worker
-// sees it within a second) and closes the fd it received; the worker's next
-// queryServer, which Node's transport holds back until that ACK, reaches
-// herd after it and is answered (herd's order under strace; the worker's
-// trace logs a queued message when it is queued and again when it goes).
+// docs/protocol.md §12.11 Handles from the app: process.send(msg, server)
+// (an exclusive server the worker bound itself) → herd writes
+// NODE_HANDLE_ACK (the worker sees it within a second) and closes the fd it
+// received; the worker's next queryServer, which Node's transport holds back
+// until that ACK, reaches herd after it and is answered (herd's order under
+// strace; the worker's trace logs a queued message when it is queued and
+// again when it goes).
 func conformance11AppHandles(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "strace.txt")
 	px := freePort(t)
@@ -808,16 +816,16 @@ func conformance11AppHandles(t *testing.T) {
 	t.Logf("ACK after %d ms; herd: handle read, ACK written, fd %d closed, queryServer read", evs[ackAt].T-evs[sentAt].T, appFD)
 }
 
-// §12.12 Graceful disconnect. With a 1.5 s request in flight, SIGTERM:
-// herd sends disconnect, the worker sends close, the request completes,
-// the worker exits 0 (its 'exit' after the response), herd exits 0 and
-// restarts nothing. herd's exitedAfterDisconnect mark has no outside
-// effect of its own: its closest observable is that this exit is no
-// failure. With a lingering setInterval the worker never exits after
+// docs/protocol.md §12.12 Graceful disconnect. With a 1.5 s request in
+// flight, SIGTERM: herd sends disconnect, the worker sends close, the
+// request completes, the worker exits 0 (its 'exit' after the response),
+// herd exits 0 and restarts nothing. herd's exitedAfterDisconnect mark has
+// no outside effect of its own: its closest observable is that this exit is
+// no failure. With a lingering setInterval the worker never exits after
 // disconnect: herd sends it the stop signal after HERD_DISCONNECT_GRACE
 // (half of HERD_SHUTDOWN_TIMEOUT), which ends it (Node's default for
-// SIGTERM), and herd exits 143. A stop signal Node ignores (WINCH) leaves
-// it to herd's kill deadline (HERD_SHUTDOWN_TIMEOUT): SIGKILL, 137.
+// SIGTERM), and herd exits 143. A stop signal Node ignores (WINCH) leaves it
+// to herd's kill deadline (HERD_SHUTDOWN_TIMEOUT): SIGKILL, 137.
 func conformance12Graceful(t *testing.T) {
 	t.Run("in_flight", func(t *testing.T) {
 		t.Parallel()
@@ -909,13 +917,14 @@ func conformance12Graceful(t *testing.T) {
 	})
 }
 
-// §12.13 Worker-initiated, 3 workers: cluster.worker.disconnect() sends
-// close, then exitedAfterDisconnect, which herd acknowledges; exit 0.
-// cluster.worker.kill(): the same without close. process.disconnect(): no
-// message, EOF, exit 0. The first two said they were leaving: their slots
-// are done, as Node's primary counts them. The third left unasked after it
-// had listened: herd warns and replaces it (the replacements do the same,
-// and back off, having served nothing). SIGTERM then ends herd with 0.
+// docs/protocol.md §12.13 Worker-initiated, 3 workers:
+// cluster.worker.disconnect() sends close, then exitedAfterDisconnect, which
+// herd acknowledges; exit 0. cluster.worker.kill(): the same without close.
+// process.disconnect(): no message, EOF, exit 0. The first two said they
+// were leaving: their slots are done, as Node's primary counts them. The
+// third left unasked after it had listened: herd warns and replaces it (the
+// replacements do the same, and back off, having served nothing). SIGTERM
+// then ends herd with 0.
 func conformance13WorkerInitiated(t *testing.T) {
 	port := freePort(t)
 	r := startNode(t, nodeOpts{workers: 3, policy: "rr", trace: true, cfg: map[string]any{
@@ -996,9 +1005,10 @@ func conformance13WorkerInitiated(t *testing.T) {
 	}
 }
 
-// §12.14 herd's end of the channel closes (herd itself dies: SIGKILL;
-// herd is the test's child here, not PID 1, so the workers outlive it) →
-// every worker exits 0 at once (its 'exit' event: code and time).
+// docs/protocol.md §12.14 herd's end of the channel closes (herd itself
+// dies: SIGKILL; herd is the test's child here, not PID 1, so the workers
+// outlive it) → every worker exits 0 at once (its 'exit' event: code and
+// time).
 func conformance14ChannelClosed(t *testing.T) {
 	port := freePort(t)
 	r := startNode(t, nodeOpts{workers: 2, policy: "rr", trace: true, mode: asDirect, cfg: map[string]any{"servers": []any{httpServer(port)}}})
@@ -1024,10 +1034,10 @@ func conformance14ChannelClosed(t *testing.T) {
 	}
 }
 
-// §12.15 Crash: an uncaught throw → exit 1, an exit(7) → 7; herd logs both
-// codes and, as unexpected ends, schedules restarts; the replacements listen.
-// (The channel's EOF, which comes with each, shows only in that herd drops
-// the worker and restarts it.)
+// docs/protocol.md §12.15 Crash: an uncaught throw → exit 1, an exit(7) → 7;
+// herd logs both codes and, as unexpected ends, schedules restarts; the
+// replacements listen. (The channel's EOF, which comes with each, shows only
+// in that herd drops the worker and restarts it.)
 func conformance15Crash(t *testing.T) {
 	port := freePort(t)
 	r := startNode(t, nodeOpts{workers: 2, policy: "rr", trace: true, env: []string{"HERD_BACKOFF_MIN=100ms"}, cfg: map[string]any{
@@ -1057,13 +1067,13 @@ func conformance15Crash(t *testing.T) {
 	}
 }
 
-// §12.16 Robustness: the worker sends a 3 MB user message (herd reads it,
-// logs it clipped, keeps the worker) and then a line written in 3 pieces,
-// 300 ms apart, which herd reassembles into one message. herd never writes
-// an empty or invalid line: the strace'd tests (01, 02, 10, 11) check every
-// line herd wrote; here, a line node could not parse would have killed the
-// worker. herd does not send user messages, so the 3 MB message travels one
-// way only.
+// docs/protocol.md §12.16 Robustness: the worker sends a 3 MB user message
+// (herd reads it, logs it clipped, keeps the worker) and then a line written
+// in 3 pieces, 300 ms apart, which herd reassembles into one message. herd
+// never writes an empty or invalid line: the strace'd tests (01, 02, 10, 11)
+// check every line herd wrote; here, a line node could not parse would have
+// killed the worker. herd does not send user messages, so the 3 MB message
+// travels one way only.
 func conformance16Robustness(t *testing.T) {
 	port := freePort(t)
 	r := startNode(t, nodeOpts{workers: 1, policy: "rr", trace: true, cfg: map[string]any{
@@ -1089,10 +1099,11 @@ func conformance16Robustness(t *testing.T) {
 	}
 }
 
-// §12.17 fd hygiene (rr, 2 workers, 400 connections): every fd herd sent is
-// a socket with O_NONBLOCK (read in the worker at receipt); every fd of herd
-// above 2 is close-on-exec; herd's fd count returns to where it was.
-// TestRR10000Connections repeats the count over 10,000 connections.
+// docs/protocol.md §12.17 fd hygiene (rr, 2 workers, 400 connections): every
+// fd herd sent is a socket with O_NONBLOCK (read in the worker at receipt);
+// every fd of herd above 2 is close-on-exec; herd's fd count returns to
+// where it was. TestRRSpreads10000ConnectionsEvenly repeats the count over
+// 10,000 connections.
 func conformance17FdHygiene(t *testing.T) {
 	port := freePort(t)
 	r := startNode(t, nodeOpts{workers: 2, policy: "rr", script: "node_plain.js", args: []string{strconv.Itoa(port)}, trace: true})
@@ -1141,11 +1152,11 @@ func conformance17FdHygiene(t *testing.T) {
 	t.Logf("%d ok (%v); %d handles received, all non-blocking sockets; herd's fds %d → %d", ok, by, handles, before, after)
 }
 
-// §12.18 accepted:false. maxConnections=1 and 2 workers: while worker X
-// holds a connection, a connection herd offers X is refused and handed to
-// the other worker. 1 worker: herd offers the waiting connection again
-// after a pause (20 ms), not in a hot loop; it is served once the worker
-// is free.
+// docs/protocol.md §12.18 accepted:false. maxConnections=1 and 2 workers:
+// while worker X holds a connection, a connection herd offers X is refused
+// and handed to the other worker. 1 worker: herd offers the waiting
+// connection again after a pause (20 ms), not in a hot loop; it is served
+// once the worker is free.
 func conformance18AcceptedFalse(t *testing.T) {
 	t.Run("two_workers", func(t *testing.T) {
 		t.Parallel()
@@ -1224,9 +1235,9 @@ func conformance18AcceptedFalse(t *testing.T) {
 	})
 }
 
-// §12.19 Exclusive: listen({port, exclusive:true}) sends no queryServer; the
-// worker binds the port itself (it holds the listening socket, herd does
-// not) and serves it; the other server goes through herd.
+// docs/protocol.md §12.19 Exclusive: listen({port, exclusive:true}) sends no
+// queryServer; the worker binds the port itself (it holds the listening
+// socket, herd does not) and serves it; the other server goes through herd.
 func conformance19Exclusive(t *testing.T) {
 	px := freePort(t)
 	py := freePort(t)
@@ -1260,14 +1271,17 @@ func conformance19Exclusive(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------
-// ACCEPTANCE.md C2, C3, C5, C9, C11 with Node workers; 10,000 connections
+// docs/acceptance.md C2, C3, C5, C9, C11 with Node workers; 10,000 connections
 
-// TestC2UnmodifiedNodeRR: http.createServer(...).listen(PORT), unmodified,
-// 2 workers under rr: 20 sequential requests, each on a new connection,
-// alternate strictly between the two workers; the port is bound once, by
-// herd: the kernel has one listening socket on it, herd holds it, no worker
-// process has it (/proc/<pid>/fd against /proc/net/tcp{,6}).
-func TestC2UnmodifiedNodeRR(t *testing.T) {
+// TestUnmodifiedNodeServerAlternatesUnderRR:
+// http.createServer(...).listen(PORT), unmodified, 2 workers under rr: 20
+// sequential requests, each on a new connection, alternate strictly between
+// the two workers; the port is bound once, by herd: the kernel has one
+// listening socket on it, herd holds it, no worker process has it
+// (/proc/<pid>/fd against /proc/net/tcp{,6}).
+//
+// Catalogue: C2.
+func TestUnmodifiedNodeServerAlternatesUnderRR(t *testing.T) {
 	t.Parallel()
 	// rr is herd's default: the second run sets no policy at all.
 	for _, policy := range []string{"rr", "default"} {
@@ -1329,10 +1343,12 @@ func testC2(t *testing.T, policy string) {
 	t.Logf("20 responses: %v; one listening socket on %d, herd's", seen, port)
 }
 
-// TestC3UnmodifiedNodeNoneReuseport: the same unmodified server under none
-// (one socket, shared) and reuseport (one socket per worker slot): every
-// request answered, both workers serve.
-func TestC3UnmodifiedNodeNoneReuseport(t *testing.T) {
+// TestUnmodifiedNodeServerUnderNoneAndReuseport: the same unmodified server
+// under none (one socket, shared) and reuseport (one socket per worker
+// slot): every request answered, both workers serve.
+//
+// Catalogue: C3.
+func TestUnmodifiedNodeServerUnderNoneAndReuseport(t *testing.T) {
 	t.Parallel()
 	for _, policy := range []string{"none", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
@@ -1361,16 +1377,18 @@ func TestC3UnmodifiedNodeNoneReuseport(t *testing.T) {
 	}
 }
 
-// TestC5NodeThrowAfterResponding: 2 Node workers under rr and a closed loop
-// of 4 clients, each request on a new connection. GET /boom?index=0 is
-// answered, then that worker throws from setImmediate, twice: herd logs
-// exit 1 and, as the worker had served (it took connections from herd),
-// restarts it at once, not after HERD_BACKOFF_MIN, both times; the
-// replacement listens; meanwhile the other worker serves. A request may
-// fail only if the crashing worker
-// had accepted its connection (it logs the client port of every connection
-// it got): herd must lose no connection it had not handed on.
-func TestC5NodeThrowAfterResponding(t *testing.T) {
+// TestNodeThrowAfterRespondingRestartsAtOnce: 2 Node workers under rr and a
+// closed loop of 4 clients, each request on a new connection. GET
+// /boom?index=0 is answered, then that worker throws from setImmediate,
+// twice: herd logs exit 1 and, as the worker had served (it took connections
+// from herd), restarts it at once, not after HERD_BACKOFF_MIN, both times;
+// the replacement listens; meanwhile the other worker serves. A request may
+// fail only if the crashing worker had accepted its connection (it logs the
+// client port of every connection it got): herd must lose no connection it
+// had not handed on.
+//
+// Catalogue: C5.
+func TestNodeThrowAfterRespondingRestartsAtOnce(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -1456,16 +1474,19 @@ func TestC5NodeThrowAfterResponding(t *testing.T) {
 		crashed, delays, ok, by, len(failed), lostByCrash)
 }
 
-// TestC9StalledWorkerRR: 2 workers under rr; worker S blocks its event loop
-// for 2 s (/spin). Meanwhile 20 new connections, one every 20 ms. herd
-// cannot know that S has stalled until S fails to acknowledge a handle: the
-// first connection it offers S after the spin began waits in S until the
-// stall ends (herd's rule is that a worker is free once it answered its
-// last newconn, and S answered before it began to spin). After that, S has
-// a newconn outstanding and receives nothing more: every other connection
-// is served by the other worker, promptly. So: at most one of the 20 goes
-// to S, it is answered (late, not lost), and after the stall S serves again.
-func TestC9StalledWorkerRR(t *testing.T) {
+// TestStalledWorkerGetsNoNewConnections: 2 workers under rr; worker S blocks
+// its event loop for 2 s (/spin). Meanwhile 20 new connections, one every 20
+// ms. herd cannot know that S has stalled until S fails to acknowledge a
+// handle: the first connection it offers S after the spin began waits in S
+// until the stall ends (herd's rule is that a worker is free once it
+// answered its last newconn, and S answered before it began to spin). After
+// that, S has a newconn outstanding and receives nothing more: every other
+// connection is served by the other worker, promptly. So: at most one of the
+// 20 goes to S, it is answered (late, not lost), and after the stall S
+// serves again.
+//
+// Catalogue: C9.
+func TestStalledWorkerGetsNoNewConnections(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -1537,15 +1558,18 @@ func TestC9StalledWorkerRR(t *testing.T) {
 		s.Pid, toOther, slowest.Round(time.Millisecond), toStalled, after)
 }
 
-// TestC11GarbageMessages: 2 workers under rr, a closed loop of 2 clients.
-// Three times, the worker that gets the request writes on its channel,
-// bypassing Node: a line that is not JSON; 17 MiB without a newline (herd's
-// limit is 16 MiB); a NODE_HANDLE_ACK when herd sent no handle. Each time
-// herd logs the protocol error, kills that worker (SIGKILL) and restarts it;
-// the other worker serves throughout; herd never crashes and exits 0 on
-// SIGTERM. The triggering request itself dies with its worker; any other
-// failed request must be one the broken worker had accepted.
-func TestC11GarbageMessages(t *testing.T) {
+// TestGarbageOnChannelRestartsOnlyThatWorker: 2 workers under rr, a closed
+// loop of 2 clients. Three times, the worker that gets the request writes on
+// its channel, bypassing Node: a line that is not JSON; 17 MiB without a
+// newline (herd's limit is 16 MiB); a NODE_HANDLE_ACK when herd sent no
+// handle. Each time herd logs the protocol error, kills that worker
+// (SIGKILL) and restarts it; the other worker serves throughout; herd never
+// crashes and exits 0 on SIGTERM. The triggering request itself dies with
+// its worker; any other failed request must be one the broken worker had
+// accepted.
+//
+// Catalogue: C11.
+func TestGarbageOnChannelRestartsOnlyThatWorker(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -1617,10 +1641,10 @@ func TestC11GarbageMessages(t *testing.T) {
 	t.Logf("broken workers %v; load: %d ok %v, %d failed (each on a connection a broken worker had accepted)", broken, ok, by, len(failed))
 }
 
-// TestRR10000Connections: 4 workers under rr, 10,000 requests from 32
-// clients, each on a new connection: every one answered, each worker within
-// ±5% of 2,500, and herd's fd count back to its starting value.
-func TestRR10000Connections(t *testing.T) {
+// TestRRSpreads10000ConnectionsEvenly: 4 workers under rr, 10,000 requests
+// from 32 clients, each on a new connection: every one answered, each worker
+// within ±5% of 2,500, and herd's fd count back to its starting value.
+func TestRRSpreads10000ConnectionsEvenly(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
