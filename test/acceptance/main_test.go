@@ -14,12 +14,29 @@
 // machine is shared and the tests run in parallel, each herd on ports of
 // its own.
 //
+// The tests, by subject:
+//
+//	exitcodes_test.go    PID 1 and exit codes (A1-A7)
+//	reaping_test.go      reaping (R1-R7)
+//	signals_test.go      signals (S1-S7)
+//	shutdown_test.go     shutdown (D1-D6)
+//	lifecycle_test.go    rolling restart, resizing, draining under load (C7, C8, D7, D8)
+//	cpus_test.go         the CPU budget in a cgroup and under runc (C8, P2)
+//	listenfds_test.go    herd owning the port: LISTEN_FDS, crashes, watchdog (C3-C6, C10)
+//	nodecluster_test.go  herd as Node's cluster primary (docs/protocol.md §12; C2, C3, C5, C9, C11)
+//	nodefaults_test.go   faults with real Node apps
+//	bind_test.go         on-demand binds by unprivileged workers
+//	chaos_test.go        kills, stops and signals under load
+//	health_test.go       the probe server (H1-H3)
+//	config_test.go       configuration as the binary reads it
+//	terminal_test.go     herd on a terminal
+//
 // The helpers, by concept:
 //
 //	main_test.go       TestMain, building herd, requirements (root, tools)
-//	herd_test.go       starting herd (spec, herdRun), waiting for its end and its logs
+//	herd_test.go       starting herd (spec, herdRun), its end, its logs
 //	logs_test.go       collecting output lines; herd's JSON log records
-//	helpers_test.go    the re-executed helper processes (pid1, exec, keeper, nsinit, sigecho, selfsig, fds)
+//	helpers_test.go    the re-executed helper processes (pid1, sigecho, ...)
 //	procfs_test.go     processes, fds and sockets as /proc shows them
 //	ports_test.go      free ports; listening sockets in the kernel's TCP tables
 //	clients_test.go    HTTP requests, tallies and request loops
@@ -44,6 +61,7 @@ import (
 	"testing"
 )
 
+// helperVar names the helper a re-executed test binary is to be.
 const helperVar = "HERD_TEST_HELPER"
 
 // helperFailed is the exit code of a helper that could not set itself up;
@@ -59,6 +77,8 @@ var (
 	buildErr  error
 )
 
+// TestMain runs a helper process when HERD_TEST_HELPER names one, and the
+// tests otherwise.
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperVar); mode != "" {
 		os.Exit(runHelper(mode, os.Args[1:]))

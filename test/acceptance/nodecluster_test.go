@@ -1287,12 +1287,12 @@ func TestUnmodifiedNodeServerAlternatesUnderRR(t *testing.T) {
 	for _, policy := range []string{"rr", "default"} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
-			testC2(t, policy)
+			testUnmodifiedNodeServerRR(t, policy)
 		})
 	}
 }
 
-func testC2(t *testing.T, policy string) {
+func testUnmodifiedNodeServerRR(t *testing.T, policy string) {
 	port := freePort(t)
 	r := startNode(t, nodeOpts{workers: 2, policy: policy, script: "node_plain.js", args: []string{strconv.Itoa(port)}})
 	pids := r.waitListening(2)

@@ -90,8 +90,10 @@ func startLifeServers(t *testing.T, n int, env ...string) *service {
 	r := start(t, spec{mode: asPID1, env: e, args: cmdArgs(py, server)})
 	run := &service{herdRun: r, probeClient: client(3 * time.Second)}
 	run.addr = r.waitLog("listening").str("bound")
-	_, port, err := net.SplitHostPort(run.addr)
-	if run.port, _ = strconv.Atoi(port); err != nil || run.port == 0 {
+	if _, port, err := net.SplitHostPort(run.addr); err == nil {
+		run.port, _ = strconv.Atoi(port)
+	}
+	if run.port == 0 {
 		t.Fatalf("herd's listening line has no bound address: %q", run.addr)
 	}
 	for _, kv := range e {
