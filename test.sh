@@ -18,9 +18,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # The real Node apps some acceptance tests serve (Express, ws), at the
-# versions testdata/npm/package-lock.json pins.
-if [ ! -d testdata/npm/node_modules ]; then
-  npm ci --prefix testdata/npm --no-audit --no-fund --loglevel=error
+# versions test/acceptance/testdata/npm/package-lock.json pins.
+if [ ! -d test/acceptance/testdata/npm/node_modules ]; then
+  npm ci --prefix test/acceptance/testdata/npm --no-audit --no-fund --loglevel=error
 fi
 
 unformatted=$(gofmt -l .)

@@ -1,8 +1,9 @@
-// A configurable Node.js cluster worker for acceptance_node_test.go: the app
-// side of PROTOCOL.md §12's conformance tests and of C5, C9 and C11. It only
-// uses public Node APIs (listen, bind, process.send, cluster.worker), except
-// where a test needs a broken worker: then it writes to its channel fd
-// (process.channel.fd) directly.
+// A configurable Node.js cluster worker for the Node tests: the app side
+// of docs/protocol.md §12's conformance tests and of docs/acceptance.md
+// C5, C9 and C11 (nodecluster_test.go), and of the chaos, bind and fault
+// tests. It only uses public Node APIs (listen, bind, process.send,
+// cluster.worker), except where a test needs a broken worker: then it
+// writes to its channel fd (process.channel.fd) directly.
 //
 // argv[2] is a JSON object:
 //   servers        [{kind: "http"|"https"|"udp4"|"udp6", listen: [args of
@@ -170,7 +171,7 @@ function makeServer(s, i) {
     settled();
   });
   // With a callback, as apps write it: listen(port, host, cb) is the form
-  // that sends backlog:false (PROTOCOL.md §5.1).
+  // that sends backlog:false (docs/protocol.md §5.1).
   return { start: () => srv.listen(...(s.listen || []), () => {}), obj: srv };
 }
 

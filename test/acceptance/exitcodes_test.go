@@ -1,7 +1,7 @@
-package main
+package acceptance
 
-// ACCEPTANCE.md "PID 1 and exit codes" (A1-A7), herd as PID 1 of a new PID
-// namespace.
+// docs/acceptance.md "PID 1 and exit codes" (A1-A7), herd as PID 1 of a new
+// PID namespace.
 
 import (
 	"fmt"
@@ -15,22 +15,10 @@ import (
 	"time"
 )
 
-// oneWorkerNever is the tini drop-in setting: one worker, never restarted.
-var oneWorkerNever = []string{"HERD_WORKERS=1", "HERD_RESTART=never"}
-
-// nonEmptyLines returns the lines of s that are not blank.
-func nonEmptyLines(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.TrimSpace(l) != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// A1: herd passes a worker's exit code through, for every code 0..255.
-func TestA1ExitCodePassThrough(t *testing.T) {
+// herd passes a worker's exit code through, for every code 0..255.
+//
+// Catalogue: A1.
+func TestExitCodePassesThrough(t *testing.T) {
 	t.Parallel()
 	for code := 0; code <= 255; code++ {
 		t.Run(strconv.Itoa(code), func(t *testing.T) {
@@ -49,9 +37,12 @@ func TestA1ExitCodePassThrough(t *testing.T) {
 	}
 }
 
-// A1 (DESIGN.md "Lifecycle"): HERD_RESTART=never herd -- sh -c 'exit 7'
-// exits 7, with the default worker count.
-func TestA1DropInForTini(t *testing.T) {
+// With HERD_RESTART=never herd is a drop-in for tini:
+// HERD_RESTART=never herd -- sh -c 'exit 7' exits 7, with the default
+// worker count.
+//
+// Catalogue: A1.
+func TestDropInForTini(t *testing.T) {
 	t.Parallel()
 	_, got := runHerd(t, spec{
 		env:  []string{"HERD_RESTART=never"},
@@ -62,9 +53,11 @@ func TestA1DropInForTini(t *testing.T) {
 	}
 }
 
-// A2: a worker killed by signal N makes herd exit 128+N. The worker is a
+// A worker killed by signal N makes herd exit 128+N. The worker is a
 // program that kills itself, not a shell builtin.
-func TestA2KilledBySignal(t *testing.T) {
+//
+// Catalogue: A2.
+func TestWorkerKilledBySignalExits128PlusN(t *testing.T) {
 	t.Parallel()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGKILL, syscall.SIGUSR1} {
 		t.Run(sigName(sig), func(t *testing.T) {
@@ -86,8 +79,10 @@ func TestA2KilledBySignal(t *testing.T) {
 	}
 }
 
-// A3: HERD_EXIT_REMAP rewrites herd's final code; without it codes pass through.
-func TestA3ExitRemap(t *testing.T) {
+// HERD_EXIT_REMAP rewrites herd's final code; without it codes pass through.
+//
+// Catalogue: A3.
+func TestExitRemapRewritesCode(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name   string
@@ -115,11 +110,13 @@ func TestA3ExitRemap(t *testing.T) {
 	}
 }
 
-// A4: a program that cannot start: 127 (not found) / 126 (not executable),
+// A program that cannot start: 127 (not found) / 126 (not executable),
 // one clear line on stderr, never retried (default restart policy). A
 // script whose #! interpreter is missing or not executable exists but
 // cannot be executed: 126, and the line names the interpreter.
-func TestA4ProgramCannotStart(t *testing.T) {
+//
+// Catalogue: A4.
+func TestProgramThatCannotStartExits127Or126(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	write := func(name, text string, mode os.FileMode) string {
@@ -169,11 +166,13 @@ func TestA4ProgramCannotStart(t *testing.T) {
 	}
 }
 
-// A4: the interpreter of a script goes away, or loses its execute
+// The interpreter of a script goes away, or loses its execute
 // permission, while herd runs: the worker's restart fails where execve
 // fails, in herd for a worker started directly, in the launcher for one
 // with Node's channel, and herd exits 126 naming the interpreter.
-func TestA4InterpreterLostAtRestart(t *testing.T) {
+//
+// Catalogue: A4.
+func TestInterpreterLostAtRestartExits126(t *testing.T) {
 	t.Parallel()
 	sh, err := os.ReadFile("/bin/sh")
 	if err != nil {
@@ -219,8 +218,10 @@ func TestA4InterpreterLostAtRestart(t *testing.T) {
 	}
 }
 
-// A4 (brief): herd -- /nonexistent exits 127 with exactly one stderr line.
-func TestA4NonexistentOneLine(t *testing.T) {
+// herd -- /nonexistent exits 127 with exactly one stderr line.
+//
+// Catalogue: A4.
+func TestNonexistentProgramOneLine(t *testing.T) {
 	t.Parallel()
 	r, got := runHerd(t, spec{rawEnv: true, args: []string{"--", "/nonexistent"}})
 	if got != 127 {
@@ -231,8 +232,10 @@ func TestA4NonexistentOneLine(t *testing.T) {
 	}
 }
 
-// A5: the command line.
-func TestA5CommandLine(t *testing.T) {
+// The command line.
+//
+// Catalogue: A5.
+func TestCommandLine(t *testing.T) {
 	t.Parallel()
 	progDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(progDir, "-prog"), []byte("#!/bin/sh\nexit 42\n"), 0o755); err != nil {
@@ -277,9 +280,11 @@ func TestA5CommandLine(t *testing.T) {
 	}
 }
 
-// A5 (brief): HERD_WORKERS=abc herd -- true exits 2, the error names
+// HERD_WORKERS=abc herd -- true exits 2, the error names
 // HERD_WORKERS, and no worker starts.
-func TestA5InvalidWorkersEnv(t *testing.T) {
+//
+// Catalogue: A5.
+func TestInvalidWorkersStartsNoWorker(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "started")
@@ -303,8 +308,10 @@ func TestA5InvalidWorkersEnv(t *testing.T) {
 	}
 }
 
-// A6: stdin, stdout and stderr reach the worker.
-func TestA6StdioPassThrough(t *testing.T) {
+// Stdin, stdout and stderr reach the worker.
+//
+// Catalogue: A6.
+func TestStdioPassesThrough(t *testing.T) {
 	t.Parallel()
 	t.Run("echo 'exit 0' | herd -- sh", func(t *testing.T) {
 		t.Parallel()
@@ -338,9 +345,11 @@ func TestA6StdioPassThrough(t *testing.T) {
 	})
 }
 
-// A7: SIGTERM to herd as PID 1 (sent from the parent namespace) reaches the
+// SIGTERM to herd as PID 1 (sent from the parent namespace) reaches the
 // worker; a worker with the default TERM action dies, herd exits 143.
-func TestA7SigtermAsPID1(t *testing.T) {
+//
+// Catalogue: A7.
+func TestSIGTERMToPID1ReachesWorker(t *testing.T) {
 	t.Parallel()
 	r := start(t, spec{env: []string{"HERD_WORKERS=1"}, args: cmdArgs("sleep", "100")})
 	r.waitLog("worker started")

@@ -1,4 +1,7 @@
-package main
+package acceptance
+
+// herd on a terminal: script(1) gives it a pseudo-terminal as stdin,
+// stdout and stderr, as a shell in a container with a tty would.
 
 import (
 	"os/exec"

@@ -1,4 +1,4 @@
-// A preload (node -r node_trace.js app.js) for acceptance_node_test.go: it
+// A preload (node -r node_trace.js app.js) for nodecluster_test.go: it
 // writes, on stdout, one line "@@ {json}" for everything the worker's side of
 // Node's cluster channel sees, so a test can assert on the messages herd sent
 // and on the fds that came with them, without changing the app:

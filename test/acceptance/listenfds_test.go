@@ -1,7 +1,7 @@
-package main
+package acceptance
 
-// End-to-end acceptance tests for herd owning the port (ACCEPTANCE.md C3,
-// C4, C5, C6, C10; issue 4): real servers in Python 3 and Node.js that take
+// End-to-end acceptance tests for herd owning the port (docs/acceptance.md C3,
+// C4, C5, C6, C10): real servers in Python 3 and Node.js that take
 // their listening socket from herd (LISTEN_FDS, fd 3), real requests on
 // loopback, counted outcomes.
 //
@@ -15,502 +15,37 @@ package main
 // are hang guards, never speed requirements.
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/herd-sh/herd/health"
 )
-
-// ---------------------------------------------------------------------------
-// Helpers (prefixed lt: this file's own)
-
-const ltGuard = 20 * time.Second // hang guard for one awaited event
-
-var (
-	ltPyOnce sync.Once
-	ltPyPath string
-)
-
-// ltPython is a Python 3 interpreter: the real executable behind python3 on
-// PATH (sys.executable, so that a version manager's shim is not in the
-// way), or, with forOthers, one that a user other than root can execute.
-func ltPython(t *testing.T, forOthers bool) string {
-	t.Helper()
-	py := requireTool(t, "python3")
-	ltPyOnce.Do(func() {
-		out, err := exec.Command(py, "-c", "import sys; print(sys.executable)").Output()
-		if p := strings.TrimSpace(string(out)); err == nil && filepath.IsAbs(p) {
-			ltPyPath = p
-		}
-	})
-	cands := []string{py}
-	if ltPyPath != "" {
-		cands = []string{ltPyPath, py}
-	}
-	if !forOthers {
-		return cands[0]
-	}
-	for _, p := range append(cands, "/usr/bin/python3", "/usr/local/bin/python3") {
-		if ltOthersMayRun(p) {
-			return p
-		}
-	}
-	missing(t, "a python3 that uid 65534 may execute (tried %v)", cands)
-	return ""
-}
-
-// ltOthersMayRun reports whether any user may execute path: every
-// directory on the way may be searched, the file (after symbolic links) read
-// and executed, by others.
-func ltOthersMayRun(path string) bool {
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return false
-	}
-	fi, err := os.Stat(real)
-	if err != nil || fi.Mode().Perm()&0o005 != 0o005 {
-		return false
-	}
-	for dir := filepath.Dir(real); ; dir = filepath.Dir(dir) {
-		di, err := os.Stat(dir)
-		if err != nil || di.Mode().Perm()&0o001 == 0 {
-			return false
-		}
-		if dir == "/" {
-			return true
-		}
-	}
-}
-
-// ltClient makes a new connection for every request (no keep-alive, no
-// proxy), so every request goes through accept(2) again.
-func ltClient() *http.Client {
-	return &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-	}
-}
-
-// ltGet sends one GET and returns the status code and body.
-func ltGet(c *http.Client, url string) (int, string, error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, string(b), err
-	}
-	return resp.StatusCode, string(b), nil
-}
-
-// ltCode is the status of GET url; a transport error fails the test.
-func ltCode(t *testing.T, c *http.Client, url string) int {
-	t.Helper()
-	code, _, err := ltGet(c, url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	return code
-}
-
-// ltEventually polls GET url until it answers want (the probes read a
-// snapshot the supervisor publishes just after it logs) and fails the test
-// after the hang guard.
-func ltEventually(t *testing.T, c *http.Client, url string, want int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		code, body, err := ltGet(c, url)
-		if err == nil && code == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("GET %s = %d %q (err %v), want %d", url, code, body, err, want)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// ltProbes waits for herd's "serving probes" line and returns the base URL.
-func ltProbes(t *testing.T, r *herdRun) string {
-	t.Helper()
-	return "http://" + r.waitLog("serving probes").str("address")
-}
-
-// ltFields parses "prefix k=v k=v ..." (a worker's start line).
-func ltFields(raw, prefix string) (map[string]string, bool) {
-	if !strings.HasPrefix(raw, prefix+" ") {
-		return nil, false
-	}
-	m := map[string]string{}
-	for _, f := range strings.Fields(raw[len(prefix):]) {
-		if k, v, ok := strings.Cut(f, "="); ok {
-			m[k] = v
-		}
-	}
-	if m["pid"] == "" {
-		return nil, false
-	}
-	return m, true
-}
-
-// ltWorkers waits for n start lines of workers (stdout lines "prefix
-// pid=..."), from stdout line index from on, and returns them and the index
-// after the last one.
-func ltWorkers(t *testing.T, r *herdRun, prefix string, from, n int) ([]map[string]string, int) {
-	t.Helper()
-	var out []map[string]string
-	for len(out) < n {
-		l, i, ok := r.stdout.find(from, ltGuard, func(l logLine) bool {
-			_, ok := ltFields(l.raw, prefix)
-			return ok
-		})
-		if !ok {
-			t.Fatalf("%d of %d %s start lines seen (herd exited: %v)", len(out), n, prefix, r.exited())
-		}
-		m, _ := ltFields(l.raw, prefix)
-		out = append(out, m)
-		from = i + 1
-	}
-	return out, from
-}
-
-// ltSamePort checks that every worker got one socket on the same port, that
-// PORT says so, and returns the port.
-func ltSamePort(t *testing.T, ws []map[string]string) string {
-	t.Helper()
-	port := ws[0]["port"]
-	for _, w := range ws {
-		if w["port"] != port || w["env_port"] != port || w["listen_fds"] != "1" {
-			t.Errorf("worker pid %s: port=%s PORT=%s LISTEN_FDS=%s; want every worker on one socket, port %s",
-				w["pid"], w["port"], w["env_port"], w["listen_fds"], port)
-		}
-	}
-	if p, err := strconv.Atoi(port); err != nil || p <= 0 {
-		t.Fatalf("bad port %q in worker line %v", port, ws[0])
-	}
-	return port
-}
-
-// ltWait waits (hang guard) for a herd log line at stderr index >= from
-// that is msg with the fields kv, and returns it and its index.
-func ltWait(t *testing.T, r *herdRun, from int, msg string, kv ...any) (logLine, int) {
-	t.Helper()
-	l, i, ok := r.stderr.find(from, ltGuard, func(l logLine) bool { return l.is(msg, kv...) })
-	if !ok {
-		t.Fatalf("no log line msg=%q %v after line %d (herd exited: %v)", msg, kv, from, r.exited())
-	}
-	return l, i
-}
-
-func ltDelay(t *testing.T, l logLine) time.Duration {
-	t.Helper()
-	d, err := time.ParseDuration(l.str("delay"))
-	if err != nil {
-		t.Fatalf("bad delay in %s: %v", l.raw, err)
-	}
-	return d
-}
-
-// ltTally counts the outcomes of requests.
-type ltTally struct {
-	mu     sync.Mutex
-	ok     int
-	failed int
-	pids   map[string]int // successful responses per answering pid
-	errs   []string       // the first few failures
-	done   []ltDone       // every success, in completion order
-}
-
-type ltDone struct {
-	at  time.Time
-	pid string
-}
-
-func newLtTally() *ltTally { return &ltTally{pids: map[string]int{}} }
-
-// expectAll checks that all sent requests were answered 200, each by one of
-// workers.
-func (tl *ltTally) expectAll(t *testing.T, policy string, sent int, workers map[string]bool) {
-	t.Helper()
-	ok, failed := tl.counts()
-	t.Logf("%s: %d requests: %v", policy, sent, tl)
-	if ok != sent || failed != 0 {
-		t.Errorf("%d of %d requests answered 200, %d failed: %v", ok, sent, failed, tl)
-	}
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	for pid := range tl.pids {
-		if !workers[pid] {
-			t.Errorf("a response came from pid %s, not a worker %v", pid, workers)
-		}
-	}
-}
-
-// ltPid is the pid a body "pid=N ..." names.
-func ltPid(body string) string {
-	f := strings.Fields(body)
-	if len(f) == 0 || !strings.HasPrefix(f[0], "pid=") {
-		return ""
-	}
-	return strings.TrimPrefix(f[0], "pid=")
-}
-
-func (tl *ltTally) add(code int, body string, err error) {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	if err == nil && code == http.StatusOK && ltPid(body) != "" {
-		tl.ok++
-		tl.pids[ltPid(body)]++
-		tl.done = append(tl.done, ltDone{time.Now(), ltPid(body)})
-		return
-	}
-	tl.failed++
-	if len(tl.errs) < 10 {
-		tl.errs = append(tl.errs, fmt.Sprintf("code %d body %q err %v", code, body, err))
-	}
-}
-
-func (tl *ltTally) counts() (ok, failed int) {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	return tl.ok, tl.failed
-}
-
-// servedBetween counts successes that completed in [from, to], by pid.
-func (tl *ltTally) servedBetween(from, to time.Time) map[string]int {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	m := map[string]int{}
-	for _, d := range tl.done {
-		if !d.at.Before(from) && !d.at.After(to) {
-			m[d.pid]++
-		}
-	}
-	return m
-}
-
-func (tl *ltTally) String() string {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	pids := make([]string, 0, len(tl.pids))
-	for p, n := range tl.pids {
-		pids = append(pids, fmt.Sprintf("pid %s: %d", p, n))
-	}
-	sort.Strings(pids)
-	return fmt.Sprintf("%d ok, %d failed [%s] %v", tl.ok, tl.failed, strings.Join(pids, ", "), tl.errs)
-}
-
-// ltBurst sends n requests to url from conc goroutines, each on a new
-// connection, and adds the outcomes to tl.
-func ltBurst(c *http.Client, url string, n, conc int, tl *ltTally) {
-	jobs := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := 0; i < conc; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range jobs {
-				tl.add(ltGet(c, url))
-			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		jobs <- struct{}{}
-	}
-	close(jobs)
-	wg.Wait()
-}
-
-// ltOpenLoop starts one request every interval, each in its own goroutine
-// (an open loop: a request that waits does not hold up the next one), at
-// most limit in flight. stop ends it and waits for every request.
-func ltOpenLoop(c *http.Client, url string, interval time.Duration, limit int) (tl *ltTally, stop func()) {
-	tl = newLtTally()
-	quit := make(chan struct{})
-	sem := make(chan struct{}, limit)
-	var wg sync.WaitGroup
-	var once sync.Once
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-quit:
-				return
-			case <-tick.C:
-			}
-			select {
-			case sem <- struct{}{}:
-			case <-quit:
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				tl.add(ltGet(c, url))
-			}()
-		}
-	}()
-	return tl, func() {
-		once.Do(func() { close(quit) })
-		wg.Wait()
-	}
-}
-
-// ltCrash asks the worker in slot index to crash (GET /crash/INDEX: that
-// worker answers "crashing" and exits 1; others answer "skip"), retrying
-// until the request reaches it. It returns the crashed worker's pid.
-func ltCrash(t *testing.T, c *http.Client, base string, index int) string {
-	t.Helper()
-	for i := 0; i < 500; i++ {
-		code, body, err := ltGet(c, fmt.Sprintf("%s/crash/%d", base, index))
-		if err != nil || code != http.StatusOK {
-			t.Fatalf("GET /crash/%d: code %d body %q err %v", index, code, body, err)
-		}
-		if strings.HasPrefix(body, "crashing ") {
-			m, _ := ltFields(strings.TrimSpace(body), "crashing")
-			return m["pid"]
-		}
-	}
-	t.Fatalf("500 requests to /crash/%d never reached the worker of slot %d", index, index)
-	return ""
-}
-
-// ltHTTP10 sends "GET path HTTP/1.0" on conn and reads the response.
-func ltHTTP10(conn net.Conn, path string) (int, string, error) {
-	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: test\r\n\r\n", path); err != nil {
-		return 0, "", err
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
-// ltStall makes the worker behind addr stop accepting: GET /stall/SECS is
-// answered, then that worker accepts nothing for secs and exits 1. It
-// returns the stalled worker's pid.
-func ltStall(t *testing.T, addr string, secs int) string {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	code, body, err := ltHTTP10(conn, fmt.Sprintf("/stall/%d", secs))
-	if err != nil || code != http.StatusOK || !strings.HasPrefix(body, "stalling ") {
-		t.Fatalf("GET /stall/%d: code %d body %q err %v", secs, code, body, err)
-	}
-	m, _ := ltFields(strings.TrimSpace(body), "stalling")
-	return m["pid"]
-}
-
-// ltQueue opens k connections to addr at once (they complete the
-// handshake in the kernel and wait in the accept queue: nobody accepts),
-// sends a request on each, and returns a function that reads every
-// response and tallies the outcomes. It fails the test unless every
-// connection was established.
-func ltQueue(t *testing.T, addr string, k int) func() *ltTally {
-	t.Helper()
-	conns := make([]net.Conn, k)
-	for i := range conns {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			for _, c := range conns[:i] {
-				c.Close()
-			}
-			t.Fatalf("connection %d of %d to %s: %v", i+1, k, addr, err)
-		}
-		conns[i] = c
-		if _, err := fmt.Fprintf(c, "GET / HTTP/1.0\r\nHost: test\r\n\r\n"); err != nil {
-			for _, c := range conns[:i+1] {
-				c.Close()
-			}
-			t.Fatalf("write request %d: %v", i+1, err)
-		}
-	}
-	return func() *ltTally {
-		tl := newLtTally()
-		var wg sync.WaitGroup
-		for _, c := range conns {
-			wg.Add(1)
-			go func(c net.Conn) {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(ltGuard))
-				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-				if err != nil {
-					tl.add(0, "", err)
-					return
-				}
-				b, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				tl.add(resp.StatusCode, string(b), err)
-			}(c)
-		}
-		wg.Wait()
-		return tl
-	}
-}
-
-// ltErrorLines are herd's JSON records at level ERROR.
-func ltErrorLines(r *herdRun) []logLine {
-	var out []logLine
-	for _, l := range r.stderr.snapshot() {
-		if l.fields != nil && l.str("level") == "ERROR" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// ltStatus is herd's /status document.
-type ltStatus struct {
-	Snapshot struct {
-		Slots []struct {
-			Index     int  `json:"index"`
-			Restarts  int  `json:"restarts"`
-			CrashLoop bool `json:"crash_loop"`
-		} `json:"slots"`
-	} `json:"snapshot"`
-}
 
 // ---------------------------------------------------------------------------
 // C4: a Python standard-library server that reads LISTEN_FDS
 
-// TestC4PythonListenFDs: a Python 3 server written against the systemd
-// socket-activation convention only (it checks LISTEN_PID == its own pid,
-// takes fd 3, says READY=1) serves under none and reuseport with 2 workers:
-// each worker got one socket on the same port with LISTEN_FDNAMES and PORT,
-// every one of N requests on its own connection is answered 200, both
-// workers answer at least once, and /readyz passes.
-func TestC4PythonListenFDs(t *testing.T) {
+// TestPythonServerTakesListenFDs: a Python 3 server written against the
+// systemd socket-activation convention only (it checks LISTEN_PID == its own
+// pid, takes fd 3, says READY=1) serves under none and reuseport with 2
+// workers: each worker got one socket on the same port with LISTEN_FDNAMES
+// and PORT, every one of N requests on its own connection is answered 200,
+// both workers answer at least once, and /readyz passes.
+//
+// Catalogue: C4.
+func TestPythonServerTakesListenFDs(t *testing.T) {
 	t.Parallel()
-	py := ltPython(t, false)
+	py := python3(t, false)
 	server := testdataPath(t, "listen_server.py")
 	for _, policy := range []string{"none", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
@@ -520,12 +55,12 @@ func TestC4PythonListenFDs(t *testing.T) {
 					"HERD_HEALTH_ADDR=127.0.0.1:0"},
 				args: cmdArgs(py, server),
 			})
-			probes := ltProbes(t, r)
-			ws, _ := ltWorkers(t, r, "listen_server", 0, 2)
-			if !r.stderr.waitCount("worker listening", 2, ltGuard) {
-				t.Fatalf("the workers did not both say READY=1 (worker listening: %d)", r.stderr.count("worker listening"))
+			probes := probeURL(t, r)
+			ws, _ := waitServers(t, r, "listen_server", 0, 2)
+			if err := r.stderr.waitCount("worker listening", 2, hangGuard); err != nil {
+				t.Fatalf("the workers did not both say READY=1 (worker listening: %d): %v", r.stderr.count("worker listening"), err)
 			}
-			port := ltSamePort(t, ws)
+			port := samePort(t, ws)
 			if policy == "none" {
 				// Port 0 resolved once, by herd, before any worker.
 				if _, bound, _ := net.SplitHostPort(r.waitLog("listening").str("bound")); bound != port {
@@ -542,16 +77,16 @@ func TestC4PythonListenFDs(t *testing.T) {
 			if len(workerPids) != 2 {
 				t.Fatalf("worker pids %v, want 2 distinct", workerPids)
 			}
-			c := ltClient()
-			ltEventually(t, c, probes+"/readyz?verbose", http.StatusOK)
+			c := client(10 * time.Second)
+			waitCode(t, c, probes+"/readyz?verbose", http.StatusOK)
 
 			url := "http://127.0.0.1:" + port + "/"
-			tl := newLtTally()
+			tl := newTally()
 			sent := 0
 			// The kernel may favour one worker under none: more rounds,
 			// up to 1,000 requests, until both have answered.
 			for round := 0; round < 5; round++ {
-				ltBurst(c, url, 200, 4, tl)
+				burst(c, url, 200, 4, tl)
 				sent += 200
 				tl.mu.Lock()
 				both := len(tl.pids) >= 2
@@ -574,12 +109,14 @@ func TestC4PythonListenFDs(t *testing.T) {
 // ---------------------------------------------------------------------------
 // C3: Node listen({fd: 3})
 
-// TestC3NodeListenFD3: an ordinary Node server that listens on fd 3
+// TestNodeServerListensOnFD3: an ordinary Node server that listens on fd 3
 // (http.createServer().listen({fd: 3})), HERD_READY_SIGNAL=started, 2
 // workers, under none and reuseport: LISTEN_PID is the worker's own pid,
 // every request is answered 200 by a worker, and under reuseport (the
 // kernel hashes new connections over the two slots' sockets) both answer.
-func TestC3NodeListenFD3(t *testing.T) {
+//
+// Catalogue: C3.
+func TestNodeServerListensOnFD3(t *testing.T) {
 	t.Parallel()
 	node := requireTool(t, "node")
 	server := testdataPath(t, "listen_fd3.js")
@@ -591,8 +128,8 @@ func TestC3NodeListenFD3(t *testing.T) {
 					"HERD_READY_SIGNAL=started", "HERD_HEALTH_ADDR=127.0.0.1:0"},
 				args: cmdArgs(node, server),
 			})
-			probes := ltProbes(t, r)
-			ws, _ := ltWorkers(t, r, "listen_fd3", 0, 2)
+			probes := probeURL(t, r)
+			ws, _ := waitServers(t, r, "listen_fd3", 0, 2)
 			workerPids := map[string]bool{}
 			for _, w := range ws {
 				workerPids[w["pid"]] = true
@@ -606,11 +143,11 @@ func TestC3NodeListenFD3(t *testing.T) {
 					t.Fatalf("workers have PORT %q and %q, want one port", port, w["env_port"])
 				}
 			}
-			c := ltClient()
-			ltEventually(t, c, probes+"/readyz?verbose", http.StatusOK) // HERD_READY_SIGNAL=started
+			c := client(10 * time.Second)
+			waitCode(t, c, probes+"/readyz?verbose", http.StatusOK) // HERD_READY_SIGNAL=started
 			const n = 200
-			tl := newLtTally()
-			ltBurst(c, "http://127.0.0.1:"+port+"/", n, 4, tl)
+			tl := newTally()
+			burst(c, "http://127.0.0.1:"+port+"/", n, 4, tl)
 			tl.expectAll(t, policy, n, workerPids)
 			if policy == "reuseport" && len(tl.pids) < 2 {
 				t.Errorf("under reuseport %d new connections reached %d worker(s), want both: %v", n, len(tl.pids), tl)
@@ -625,20 +162,22 @@ func TestC3NodeListenFD3(t *testing.T) {
 // ---------------------------------------------------------------------------
 // C5: a worker crashes after responding
 
-// TestC5CrashRestart: 2 Python workers under open-loop load (a new
-// connection every 5 ms). The worker of slot 0 answers /crash/0 and exits
-// 1, twice. herd cannot see connections under none or reuseport, so a
-// worker proves it serves by listening for a second: the first crash
-// comes after that, and the slot restarts at once; the second comes as
-// soon as the replacement listens, and the restart waits HERD_BACKOFF_MIN
-// (a worker that dies as soon as it listens is still failing to start).
-// Each time the crash response arrives (no handed-off connection is
-// lost), a new worker starts in slot 0 and listens, the worker of slot 1
-// answers requests while slot 0 has none, and not one request of the
-// whole run fails.
-func TestC5CrashRestart(t *testing.T) {
+// TestCrashedWorkerReplacedWithoutFailedRequest: 2 Python workers under
+// open-loop load (a new connection every 5 ms). The worker of slot 0 answers
+// /crash/0 and exits 1, twice. herd cannot see connections under none or
+// reuseport, so a worker proves it serves by listening for a second: the
+// first crash comes after that, and the slot restarts at once; the second
+// comes as soon as the replacement listens, and the restart waits
+// HERD_BACKOFF_MIN (a worker that dies as soon as it listens is still
+// failing to start). Each time the crash response arrives (no handed-off
+// connection is lost), a new worker starts in slot 0 and listens, the worker
+// of slot 1 answers requests while slot 0 has none, and not one request of
+// the whole run fails.
+//
+// Catalogue: C5.
+func TestCrashedWorkerReplacedWithoutFailedRequest(t *testing.T) {
 	t.Parallel()
-	py := ltPython(t, false)
+	py := python3(t, false)
 	server := testdataPath(t, "listen_server.py")
 	for _, policy := range []string{"none", "reuseport"} {
 		t.Run(policy, func(t *testing.T) {
@@ -649,12 +188,12 @@ func TestC5CrashRestart(t *testing.T) {
 					"HERD_BACKOFF_MIN=" + backoffMin.String()},
 				args: cmdArgs(py, server),
 			})
-			ws, _ := ltWorkers(t, r, "listen_server", 0, 2)
-			if !r.stderr.waitCount("worker listening", 2, ltGuard) {
-				t.Fatal("the workers did not both say READY=1")
+			ws, _ := waitServers(t, r, "listen_server", 0, 2)
+			if err := r.stderr.waitCount("worker listening", 2, hangGuard); err != nil {
+				t.Fatalf("the workers did not both say READY=1: %v", err)
 			}
 			listened := time.Now()
-			port := ltSamePort(t, ws)
+			port := samePort(t, ws)
 			other := ""
 			for _, w := range ws {
 				if w["index"] == "1" {
@@ -662,10 +201,10 @@ func TestC5CrashRestart(t *testing.T) {
 				}
 			}
 			base := "http://127.0.0.1:" + port
-			c := ltClient()
-			load, stop := ltOpenLoop(c, base+"/", 5*time.Millisecond, 200)
+			c := client(10 * time.Second)
+			load, stop := openLoop(c, base+"/", 5*time.Millisecond, 200)
 			defer stop()
-			deadline := time.Now().Add(ltGuard)
+			deadline := time.Now().Add(hangGuard)
 			for ok, _ := load.counts(); ok < 20; ok, _ = load.counts() {
 				if time.Now().After(deadline) {
 					t.Fatalf("load does not get through before any crash: %v", load)
@@ -678,13 +217,13 @@ func TestC5CrashRestart(t *testing.T) {
 			// The first worker has listened for a second (the serving proof).
 			time.Sleep(time.Until(listened.Add(1100 * time.Millisecond)))
 			for crash := 1; crash <= 2; crash++ {
-				victim := ltCrash(t, c, base, 0)
+				victim := crashWorker(t, c, base, 0)
 				crashed := time.Now()
-				_, i := ltWait(t, r, from, "worker exited", "index", 0, "pid", victim, "code", 1)
-				sched, i := ltWait(t, r, i, "worker restart scheduled", "index", 0)
-				delays = append(delays, ltDelay(t, sched))
-				started, i := ltWait(t, r, i, "worker started", "index", 0)
-				_, i = ltWait(t, r, i, "worker listening", "index", 0, "pid", started.str("pid"))
+				_, i := r.waitLogAfter(from, hangGuard, "worker exited", "index", 0, "pid", victim, "code", 1)
+				sched, i := r.waitLogAfter(i, hangGuard, "worker restart scheduled", "index", 0)
+				delays = append(delays, logDelay(t, sched))
+				started, i := r.waitLogAfter(i, hangGuard, "worker started", "index", 0)
+				_, i = r.waitLogAfter(i, hangGuard, "worker listening", "index", 0, "pid", started.str("pid"))
 				back := time.Now()
 				from = i
 				gap := load.servedBetween(crashed, back)
@@ -721,10 +260,10 @@ func TestC5CrashRestart(t *testing.T) {
 // ---------------------------------------------------------------------------
 // C6: crash loop
 
-// TestC6CrashLoop: one Python worker says READY=1 and serves; it has been
-// listening for longer than HERD_LIVENESS_GRACE (2 s) when it crashes on
-// /crash/0, and every later start of the slot exits 1 at once, before
-// READY=1 (a marker file). Then:
+// TestCrashLoopBacksOffToCap: one Python worker says READY=1 and serves; it
+// has been listening for longer than HERD_LIVENESS_GRACE (2 s) when it
+// crashes on /crash/0, and every later start of the slot exits 1 at once,
+// before READY=1 (a marker file). Then:
 //   - the first restart is at once (the worker had served), then the delays
 //     are 50ms, 100ms, 200ms, 400ms, 400ms, ...: doubling from
 //     HERD_BACKOFF_MIN, never decreasing, ending at HERD_BACKOFF_MAX, and the
@@ -737,10 +276,12 @@ func TestC5CrashRestart(t *testing.T) {
 //
 // The notify-based readiness makes the liveness rule testable: under
 // HERD_READY_SIGNAL=started every restart counts as a worker listening, so
-// a crash loop of such workers never fails /livez (see the report).
-func TestC6CrashLoop(t *testing.T) {
+// a crash loop of such workers never fails /livez.
+//
+// Catalogue: C6.
+func TestCrashLoopBacksOffToCap(t *testing.T) {
 	t.Parallel()
-	py := ltPython(t, false)
+	py := python3(t, false)
 	server := testdataPath(t, "listen_server.py")
 	const grace = 2 * time.Second
 	marker := filepath.Join(t.TempDir(), "started-once")
@@ -749,18 +290,18 @@ func TestC6CrashLoop(t *testing.T) {
 			"HERD_BACKOFF_MIN=50ms", "HERD_BACKOFF_MAX=400ms", "HERD_LIVENESS_GRACE=" + grace.String()},
 		args: cmdArgs(py, server, "--once-marker", marker),
 	})
-	probes := ltProbes(t, r)
-	ws, _ := ltWorkers(t, r, "listen_server", 0, 1)
+	probes := probeURL(t, r)
+	ws, _ := waitServers(t, r, "listen_server", 0, 1)
 	r.waitLog("worker listening", "index", 0)
 	listenedAt := time.Now()
-	c := ltClient()
+	c := client(10 * time.Second)
 	for _, p := range []string{"/startupz", "/readyz", "/livez"} {
-		ltEventually(t, c, probes+p+"?verbose", http.StatusOK)
+		waitCode(t, c, probes+p+"?verbose", http.StatusOK)
 	}
 	// Let the worker listen longer than the grace before it crashes.
 	time.Sleep(time.Until(listenedAt.Add(grace + 500*time.Millisecond)))
 	base := "http://127.0.0.1:" + ws[0]["port"]
-	if victim := ltCrash(t, c, base, 0); victim != ws[0]["pid"] {
+	if victim := crashWorker(t, c, base, 0); victim != ws[0]["pid"] {
 		t.Fatalf("crashed pid %s, want %s", victim, ws[0]["pid"])
 	}
 	crashed := time.Now() // the worker listened until its exit, after this
@@ -769,7 +310,7 @@ func TestC6CrashLoop(t *testing.T) {
 	var live503 time.Time
 	var liveBody string
 	for deadline := crashed.Add(grace + 10*time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		code, body, err := ltGet(c, probes+"/livez?verbose")
+		code, body, err := get(c, probes+"/livez?verbose")
 		if err != nil {
 			t.Fatalf("/livez: %v", err)
 		}
@@ -793,12 +334,12 @@ func TestC6CrashLoop(t *testing.T) {
 	}
 
 	// The backoff: wait for two restarts at the cap.
-	deadline := time.Now().Add(ltGuard)
+	deadline := time.Now().Add(hangGuard)
 	var delays []time.Duration
 	for {
 		delays = delays[:0]
 		for _, l := range r.logs("worker restart scheduled") {
-			delays = append(delays, ltDelay(t, l))
+			delays = append(delays, logDelay(t, l))
 		}
 		if n := len(delays); n >= 6 && delays[n-1] == 400*time.Millisecond && delays[n-2] == 400*time.Millisecond {
 			break
@@ -837,21 +378,21 @@ func TestC6CrashLoop(t *testing.T) {
 	// start and exit, none says READY=1); /status shows the loop.
 	ready := map[int]int{}
 	for i := 0; i < 10; i++ {
-		ready[ltCode(t, c, probes+"/readyz")]++
+		ready[getCode(t, c, probes+"/readyz")]++
 		time.Sleep(100 * time.Millisecond)
 	}
 	if ready[http.StatusServiceUnavailable] != 10 {
 		t.Errorf("/readyz in the crash loop, 10 samples: %v; want only 503", ready)
 	}
-	if code := ltCode(t, c, probes+"/livez"); code != http.StatusServiceUnavailable {
+	if code := getCode(t, c, probes+"/livez"); code != http.StatusServiceUnavailable {
 		t.Errorf("/livez = %d in the crash loop %v after the crash, want 503", code, time.Since(crashed).Round(time.Millisecond))
 	}
-	var st ltStatus
+	var st health.Status
 	var body string
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var err error
-		_, body, err = ltGet(c, probes+"/status")
-		st = ltStatus{}
+		_, body, err = get(c, probes+"/status")
+		st = health.Status{}
 		if err == nil {
 			err = json.Unmarshal([]byte(body), &st)
 		}
@@ -871,14 +412,16 @@ func TestC6CrashLoop(t *testing.T) {
 // ---------------------------------------------------------------------------
 // C10: bind errors
 
-// TestC10BindErrors: herd binds before anything starts, so a port that is
-// taken (the test holds it) or privileged (herd runs as uid 65534 and asks
-// for port 80) ends herd with exit code 1 and exactly one ERROR record,
-// "cannot listen", naming the address and the reason, under both policies;
-// no worker starts (the worker would print a line). An address that does
-// not parse is a configuration error: exit 2 and one line naming
-// HERD_LISTEN.
-func TestC10BindErrors(t *testing.T) {
+// TestBindErrorStopsHerdBeforeWorkers: herd binds before anything starts, so
+// a port that is taken (the test holds it) or privileged (herd runs as uid
+// 65534 and asks for port 80) ends herd with exit code 1 and exactly one
+// ERROR record, "cannot listen", naming the address and the reason, under
+// both policies; no worker starts (the worker would print a line). An
+// address that does not parse is a configuration error: exit 2 and one line
+// naming HERD_LISTEN.
+//
+// Catalogue: C10.
+func TestBindErrorStopsHerdBeforeWorkers(t *testing.T) {
 	t.Parallel()
 	const workerSays = "WORKER-RAN"
 	worker := cmdArgs("sh", "-c", "echo "+workerSays)
@@ -887,7 +430,7 @@ func TestC10BindErrors(t *testing.T) {
 		if code != 1 {
 			t.Errorf("exit code %d, want 1", code)
 		}
-		errs := ltErrorLines(r)
+		errs := r.errorLogs()
 		if len(errs) != 1 {
 			t.Errorf("%d ERROR records, want exactly 1:\n%s", len(errs), r.stderr.text())
 		} else {
@@ -972,7 +515,7 @@ func TestC10BindErrors(t *testing.T) {
 // tell the difference.
 func TestReuseportCrashKeepsQueue(t *testing.T) {
 	t.Parallel()
-	py := ltPython(t, false)
+	py := python3(t, false)
 	server := testdataPath(t, "listen_server.py")
 	const k = 16
 
@@ -983,17 +526,17 @@ func TestReuseportCrashKeepsQueue(t *testing.T) {
 				"HERD_BACKOFF_MIN=50ms"},
 			args: cmdArgs(py, server),
 		})
-		ws, _ := ltWorkers(t, r, "listen_server", 0, 1)
+		ws, _ := waitServers(t, r, "listen_server", 0, 1)
 		r.waitLog("worker listening", "index", 0)
-		addr := net.JoinHostPort("127.0.0.1", ltSamePort(t, ws))
+		addr := net.JoinHostPort("127.0.0.1", samePort(t, ws))
 
-		stalled := ltStall(t, addr, 2)
-		collect := ltQueue(t, addr, k)
+		stalled := stallWorker(t, addr, 2)
+		collect := queueRequests(t, addr, k)
 		if r.stderr.count("worker exited") != 0 {
 			t.Fatalf("precondition: the worker exited before the %d connections were queued (the machine is too slow for a 2 s stall)", k)
 		}
-		_, i := ltWait(t, r, 0, "worker exited", "index", 0, "pid", stalled, "code", 1)
-		ltWait(t, r, i, "worker started", "index", 0)
+		_, i := r.waitLogAfter(0, hangGuard, "worker exited", "index", 0, "pid", stalled, "code", 1)
+		r.waitLogAfter(i, hangGuard, "worker started", "index", 0)
 		tl := collect()
 		ok, failed := tl.counts()
 		t.Logf("%d queued connections across the crash: %v", k, tl)
@@ -1022,14 +565,14 @@ func TestReuseportCrashKeepsQueue(t *testing.T) {
 			_ = cmd.Process.Kill()
 			<-done
 		})
-		l, _, ok := out.find(0, ltGuard, func(l logLine) bool { _, ok := ltFields(l.raw, "listen_server"); return ok })
-		if !ok {
-			t.Fatalf("the server did not start:\n%s", out.text())
+		l, _, err := out.find(0, hangGuard, func(l logLine) bool { _, ok := serverFields(l.raw, "listen_server"); return ok })
+		if err != nil {
+			t.Fatalf("the server did not start: %v\n%s", err, out.text())
 		}
-		m, _ := ltFields(l.raw, "listen_server")
+		m, _ := serverFields(l.raw, "listen_server")
 		addr := net.JoinHostPort("127.0.0.1", m["port"])
-		ltStall(t, addr, 2)
-		collect := ltQueue(t, addr, k)
+		stallWorker(t, addr, 2)
+		collect := queueRequests(t, addr, k)
 		select {
 		case err := <-done:
 			var ee *exec.ExitError
@@ -1037,7 +580,7 @@ func TestReuseportCrashKeepsQueue(t *testing.T) {
 				t.Errorf("the server ended with %v, want exit 1", err)
 			}
 			done <- err
-		case <-time.After(ltGuard):
+		case <-time.After(hangGuard):
 			t.Fatal("hang guard: the stalled server did not exit")
 		}
 		tl := collect()
@@ -1052,33 +595,33 @@ func TestReuseportCrashKeepsQueue(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Watchdog
 
-// TestWatchdogRestart: HERD_WATCHDOG_TIMEOUT=500ms. Workers see
+// TestWatchdogKillsSilentWorker: HERD_WATCHDOG_TIMEOUT=500ms. Workers see
 // WATCHDOG_USEC=500000. A worker that sends WATCHDOG=1 every 100 ms for 1 s
 // and then stops is SIGKILLed after being silent for at least the timeout
 // (and within a generous bound), its slot is restarted, and the replacement
 // runs; a worker that keeps beating is never killed in 2.5 s.
-func TestWatchdogRestart(t *testing.T) {
+func TestWatchdogKillsSilentWorker(t *testing.T) {
 	t.Parallel()
-	py := ltPython(t, false)
+	py := python3(t, false)
 	server := testdataPath(t, "listen_server.py")
 	env := []string{"HERD_WORKERS=1", "HERD_LISTEN=127.0.0.1:0", "HERD_WATCHDOG_TIMEOUT=500ms", "HERD_BACKOFF_MIN=100ms"}
 
 	t.Run("stops-beating", func(t *testing.T) {
 		t.Parallel()
 		r := start(t, spec{env: env, args: cmdArgs(py, server, "--beat-for", "1")})
-		ws, next := ltWorkers(t, r, "listen_server", 0, 1)
+		ws, next := waitServers(t, r, "listen_server", 0, 1)
 		if ws[0]["watchdog_usec"] != "500000" {
 			t.Errorf("WATCHDOG_USEC=%q, want 500000", ws[0]["watchdog_usec"])
 		}
 		pid := ws[0]["pid"]
-		if _, _, ok := r.stdout.find(0, ltGuard, func(l logLine) bool { return l.raw == "listen_server pid="+pid+" beats stopped" }); !ok {
-			t.Fatalf("the worker never stopped beating (herd exited: %v)", r.exited())
+		if _, _, err := r.stdout.find(0, hangGuard, func(l logLine) bool { return l.raw == "listen_server pid="+pid+" beats stopped" }); err != nil {
+			t.Fatalf("the worker never stopped beating: %v", err)
 		}
-		wd, i := ltWait(t, r, 0, "worker watchdog timeout: no WATCHDOG=1; killing it", "pid", pid)
-		ex, i := ltWait(t, r, i, "worker exited", "pid", pid)
-		ltWait(t, r, i, "worker restart scheduled", "index", 0)
-		ltWait(t, r, i, "worker started", "index", 0)
-		ltWorkers(t, r, "listen_server", next, 1) // the replacement runs
+		wd, i := r.waitLogAfter(0, hangGuard, "worker watchdog timeout: no WATCHDOG=1; killing it", "pid", pid)
+		ex, i := r.waitLogAfter(i, hangGuard, "worker exited", "pid", pid)
+		r.waitLogAfter(i, hangGuard, "worker restart scheduled", "index", 0)
+		r.waitLogAfter(i, hangGuard, "worker started", "index", 0)
+		waitServers(t, r, "listen_server", next, 1) // the replacement runs
 		silent, err := time.ParseDuration(wd.str("silent"))
 		if err != nil || silent < 500*time.Millisecond || silent > 5*time.Second {
 			t.Errorf("killed after %q of silence (%v), want between the 500ms timeout and 5s", wd.str("silent"), err)
@@ -1099,7 +642,7 @@ func TestWatchdogRestart(t *testing.T) {
 	t.Run("keeps-beating", func(t *testing.T) {
 		t.Parallel()
 		r := start(t, spec{env: env, args: cmdArgs(py, server, "--beat-for", "-1")})
-		ws, _ := ltWorkers(t, r, "listen_server", 0, 1)
+		ws, _ := waitServers(t, r, "listen_server", 0, 1)
 		if ws[0]["watchdog_usec"] != "500000" {
 			t.Errorf("WATCHDOG_USEC=%q, want 500000", ws[0]["watchdog_usec"])
 		}
@@ -1117,14 +660,14 @@ func TestWatchdogRestart(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Privilege drop
 
-// TestPrivilegeDrop: herd runs as root and binds 127.0.0.1:<port> (and
+// TestWorkersRunAsHerdUID: herd runs as root and binds 127.0.0.1:<port> (and
 // 127.0.0.1:80 when it is free); HERD_UID/HERD_GID make the workers run as
 // 65534 with no supplementary groups. The worker reports uid and gid 65534
 // in its start line and in responses on every socket, and says READY=1
 // through NOTIFY_SOCKET as that user.
-func TestPrivilegeDrop(t *testing.T) {
+func TestWorkersRunAsHerdUID(t *testing.T) {
 	t.Parallel()
-	py := ltPython(t, true)
+	py := python3(t, true)
 	server := testdataPath(t, "listen_server.py")
 	if os.Geteuid() != 0 {
 		missing(t, "root (euid %d)", os.Geteuid())
@@ -1150,7 +693,7 @@ func TestPrivilegeDrop(t *testing.T) {
 				env:  append([]string{"HERD_WORKERS=1", "HERD_LISTEN=" + listen}, ids...),
 				args: cmdArgs(py, server),
 			})
-			ws, _ := ltWorkers(t, r, "listen_server", 0, 1)
+			ws, _ := waitServers(t, r, "listen_server", 0, 1)
 			r.waitLog("worker listening", "index", 0)
 			w := ws[0]
 			if w["uid"] != "65534" || w["gid"] != "65534" || w["groups"] != "" {
@@ -1163,9 +706,9 @@ func TestPrivilegeDrop(t *testing.T) {
 			if with80 && ports[1] != "80" {
 				t.Errorf("second socket on port %s, want 80", ports[1])
 			}
-			c := ltClient()
+			c := client(10 * time.Second)
 			for _, p := range ports {
-				code, body, err := ltGet(c, "http://127.0.0.1:"+p+"/")
+				code, body, err := get(c, "http://127.0.0.1:"+p+"/")
 				if err != nil || code != http.StatusOK || !strings.Contains(body, " uid=65534 gid=65534") {
 					t.Errorf("port %s: code %d body %q err %v; want 200 from uid/gid 65534", p, code, body, err)
 				}
@@ -1188,7 +731,7 @@ func TestPrivilegeDrop(t *testing.T) {
 			if err := os.WriteFile(prog, []byte("#!/bin/sh\necho WORKER-RAN\n"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if ltOthersMayRun(prog) {
+			if othersMayRun(prog) {
 				t.Fatalf("%s is reachable by others: the case needs a directory only root may enter", prog)
 			}
 			env := []string{"HERD_WORKERS=1", "HERD_UID=65534", "HERD_GID=65534"}

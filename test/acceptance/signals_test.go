@@ -1,6 +1,6 @@
-package main
+package acceptance
 
-// ACCEPTANCE.md "Signals" (S1-S7), herd as PID 1 of a new PID namespace
+// docs/acceptance.md "Signals" (S1-S7), herd as PID 1 of a new PID namespace
 // receiving signals from the parent namespace.
 
 import (
@@ -16,9 +16,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// S1: TERM, USR1 and USR2 sent to herd reach workers with default handlers:
+// TERM, USR1 and USR2 sent to herd reach workers with default handlers:
 // the worker dies by that signal and herd exits 128+N.
-func TestS1SignalsReachWorkers(t *testing.T) {
+//
+// Catalogue: S1.
+func TestSignalsReachWorkers(t *testing.T) {
 	t.Parallel()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2} {
 		t.Run(sigName(sig), func(t *testing.T) {
@@ -39,12 +41,14 @@ func TestS1SignalsReachWorkers(t *testing.T) {
 	}
 }
 
-// S2: every catchable signal except KILL, STOP, CHLD, URG and PIPE arrives
-// at the worker, one at a time and in order; HUP, TTIN and TTOU are herd's
-// own commands (rolling restart, one worker more, one less). PROF and 34 are left out:
-// Go's runtime keeps them and delivers them to no Go program, herd or the
-// sigecho helper (README, Limitations); 32 and 33 belong to glibc.
-func TestS2EverySignalForwarded(t *testing.T) {
+// Every catchable signal except KILL, STOP, CHLD, URG and PIPE arrives at
+// the worker, one at a time and in order; HUP, TTIN and TTOU are herd's own
+// commands (rolling restart, one worker more, one less). PROF and 34 are
+// left out: Go's runtime keeps them and delivers them to no Go program, herd
+// or the sigecho helper (README, Limitations); 32 and 33 belong to glibc.
+//
+// Catalogue: S2.
+func TestEverySignalForwardedInOrder(t *testing.T) {
 	t.Parallel()
 	t.Run("all but INT, TERM last", func(t *testing.T) {
 		t.Parallel()
@@ -57,9 +61,9 @@ func TestS2EverySignalForwarded(t *testing.T) {
 		send := func(sig syscall.Signal) bool {
 			line := "got " + sigName(sig)
 			r.signal(sig)
-			_, i, ok := r.stdout.find(from, 10*time.Second, func(l logLine) bool { return l.raw == line })
-			if !ok {
-				t.Errorf("%v sent to herd did not reach the worker", sig)
+			_, i, err := r.stdout.find(from, 10*time.Second, func(l logLine) bool { return l.raw == line })
+			if err != nil {
+				t.Errorf("%v sent to herd did not reach the worker: %v", sig, err)
 				return !r.exited()
 			}
 			want = append(want, line)
@@ -111,9 +115,11 @@ func TestS2EverySignalForwarded(t *testing.T) {
 	}
 }
 
-// S3: a worker that is a shell with children: the signal reaches all of
+// A worker that is a shell with children: the signal reaches all of
 // them (it goes to the worker's process group).
-func TestS3GroupDelivery(t *testing.T) {
+//
+// Catalogue: S3.
+func TestSignalsReachWorkerProcessGroup(t *testing.T) {
 	t.Parallel()
 	t.Run("trapping shell and children", func(t *testing.T) {
 		t.Parallel()
@@ -189,27 +195,16 @@ while :; do sleep 0.1; done
 	})
 }
 
-func sigMask(t *testing.T, pid int, field string) uint64 {
-	t.Helper()
-	v, err := statusField(pid, field)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := strconv.ParseUint(v, 16, 64)
-	if err != nil {
-		t.Fatalf("%s %q: %v", field, v, err)
-	}
-	return m
-}
-
-// S4: every worker starts with no signal blocked and every signal at its
-// default action, whatever herd inherited, as the children of Node's cluster
-// primary and systemd's services do. herd itself keeps an inherited SIG_IGN
-// where Go's runtime keeps it: HUP and INT, and 32 and 34, which belong to
-// C libraries and get no handler. A worker starts directly unless herd has an ignored signal
-// (or the worker gets sockets or Node's channel): the direct start gets the
-// empty mask, the launcher resets both.
-func TestS4InheritedDispositions(t *testing.T) {
+// Every worker starts with no signal blocked and every signal at its default
+// action, whatever herd inherited, as the children of Node's cluster primary
+// and systemd's services do. herd itself keeps an inherited SIG_IGN where
+// Go's runtime keeps it: HUP and INT, and 32 and 34, which belong to C
+// libraries and get no handler. A worker starts directly unless herd has an
+// ignored signal (or the worker gets sockets or Node's channel): the direct
+// start gets the empty mask, the launcher resets both.
+//
+// Catalogue: S4.
+func TestWorkersStartWithDefaultDispositions(t *testing.T) {
 	t.Parallel()
 	bits := func(sigs ...string) uint64 {
 		var m uint64
@@ -272,9 +267,11 @@ func TestS4InheritedDispositions(t *testing.T) {
 // the launcher because it inherited ignored signals.
 const launcherReset = "inherited ignored signals; workers start through the launcher, which restores their default actions"
 
-// S5: signals that arrive from the instant herd starts (before the first
+// Signals that arrive from the instant herd starts (before the first
 // worker) neither crash herd nor change how it ends.
-func TestS5EarlySignals(t *testing.T) {
+//
+// Catalogue: S5.
+func TestEarlySignalsDoNotCrashHerd(t *testing.T) {
 	t.Parallel()
 	for run := 0; run < 5; run++ {
 		t.Run(strconv.Itoa(run), func(t *testing.T) {
@@ -316,8 +313,10 @@ func TestS5EarlySignals(t *testing.T) {
 	}
 }
 
-// S6: herd's own cwd is /; the worker starts in the directory herd was started in.
-func TestS6WorkingDirectory(t *testing.T) {
+// herd's own cwd is /; the worker starts in the directory herd was started in.
+//
+// Catalogue: S6.
+func TestWorkerStartsInInvocationDirectory(t *testing.T) {
 	t.Parallel()
 	dir, err := filepath.EvalSymlinks(t.TempDir())
 	if err != nil {
@@ -336,8 +335,10 @@ func TestS6WorkingDirectory(t *testing.T) {
 	r.exitCode(30 * time.Second)
 }
 
-// S7: workers see only fds 0, 1 and 2, whatever herd inherited.
-func TestS7WorkerFds(t *testing.T) {
+// Workers see only fds 0, 1 and 2, whatever herd inherited.
+//
+// Catalogue: S7.
+func TestWorkersSeeOnlyTheirFds(t *testing.T) {
 	t.Parallel()
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {

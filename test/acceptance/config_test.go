@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // Configuration as herd's real binary reads it: every refused setting stops
 // herd, and herd config, with exit code 2 and one line; settings that are
@@ -17,17 +17,6 @@ import (
 // and HERD_RESTART=never herd then exits 0.
 var exitWorker = cmdArgs("sh", "-c", "exit 0")
 
-// stderrLines is herd's stderr without empty lines.
-func stderrLines(r *herdRun) []string {
-	var lines []string
-	for _, l := range r.stderr.snapshot() {
-		if strings.TrimSpace(l.raw) != "" {
-			lines = append(lines, l.raw)
-		}
-	}
-	return lines
-}
-
 // refusedAtStartAndByConfig runs herd with env, once with a worker and once
 // as herd config, and wants exit code 2 and one line on stderr that names
 // every string of want, and no worker run.
@@ -38,7 +27,7 @@ func refusedAtStartAndByConfig(t *testing.T, env []string, want ...string) {
 		args []string
 	}{{"the start", exitWorker}, {"herd config", []string{"config"}}} {
 		r, code := runHerd(t, spec{mode: asDirect, env: env, args: run.args})
-		lines := stderrLines(r)
+		lines := nonEmptyLines(r.stderr.text())
 		if code != 2 {
 			t.Errorf("%s with %q: exit code %d, want 2", run.name, env, code)
 		}
@@ -59,7 +48,7 @@ func refusedAtStartAndByConfig(t *testing.T, env []string, want ...string) {
 
 // A configuration file that never ends (/dev/zero) is refused after 1 MiB,
 // whether HERD_CONFIG or --config names it.
-func TestAcceptanceConfigFileBounded(t *testing.T) {
+func TestEndlessConfigFileRefusedAfter1MiB(t *testing.T) {
 	t.Parallel()
 	if _, err := os.Stat("/dev/zero"); err != nil {
 		missing(t, "/dev/zero: %v", err)
@@ -68,7 +57,7 @@ func TestAcceptanceConfigFileBounded(t *testing.T) {
 		`invalid HERD_CONFIG="/dev/zero"`, "larger than 1 MiB")
 
 	r, code := runHerd(t, spec{mode: asDirect, env: []string{"HERD_WORKERS=1"}, args: append([]string{"--config", "/dev/zero"}, exitWorker...)})
-	lines := stderrLines(r)
+	lines := nonEmptyLines(r.stderr.text())
 	if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], `invalid --config="/dev/zero"`) || !strings.Contains(lines[0], "1 MiB") {
 		t.Errorf("--config /dev/zero: exit code %d, stderr:\n%s", code, strings.Join(lines, "\n"))
 	}
@@ -76,7 +65,7 @@ func TestAcceptanceConfigFileBounded(t *testing.T) {
 
 // A relative HERD_TERMINATION_LOG is written in the directory herd was
 // started in, not in / where herd moves.
-func TestAcceptanceConfigTerminationLogRelative(t *testing.T) {
+func TestRelativeTerminationLogInStartDirectory(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	name := "herd-term-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ".log"
@@ -101,7 +90,7 @@ func TestAcceptanceConfigTerminationLogRelative(t *testing.T) {
 
 // HERD_TERMINATION_LOG=OFF, in capitals, disables the termination log: no
 // file called OFF, in the start directory or in /.
-func TestAcceptanceConfigTerminationLogOff(t *testing.T) {
+func TestTerminationLogOffInCapitals(t *testing.T) {
 	t.Parallel()
 	offDir := t.TempDir()
 	rootOff := exists("/OFF")
@@ -122,7 +111,7 @@ func TestAcceptanceConfigTerminationLogOff(t *testing.T) {
 
 // A HERD_HEALTH_ADDR herd cannot listen on fails herd config as it fails
 // the start: exit code 2, one line; off in any case runs without probes.
-func TestAcceptanceConfigHealthAddr(t *testing.T) {
+func TestUnusableHealthAddrRefused(t *testing.T) {
 	t.Parallel()
 	for _, bad := range []string{"nonsense", ":99999", "1.2.3.4", "[::1"} {
 		t.Run("refused/"+bad, func(t *testing.T) {
@@ -147,7 +136,7 @@ func TestAcceptanceConfigHealthAddr(t *testing.T) {
 
 // HERD_READY_MIN above the workers that can ever run is refused; above what
 // auto gives here, without a maximum, it is a warning and herd runs.
-func TestAcceptanceConfigReadyMin(t *testing.T) {
+func TestReadyMinAboveWorkersRefusedOrWarned(t *testing.T) {
 	t.Parallel()
 	refusedAtStartAndByConfig(t, []string{"HERD_WORKERS=2", "HERD_READY_MIN=3"},
 		`invalid HERD_READY_MIN="3": must not be more than HERD_WORKERS="2"`, "readiness could never pass")
@@ -175,7 +164,7 @@ func TestAcceptanceConfigReadyMin(t *testing.T) {
 
 // A stop signal that does not end a process by default is accepted with a
 // warning that says what follows; TERM gets none.
-func TestAcceptanceConfigStopSignalWarning(t *testing.T) {
+func TestStopSignalThatEndsNothingWarns(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ sig, fault string }{
 		{"WINCH", "is ignored by default"},
@@ -213,7 +202,7 @@ func TestAcceptanceConfigStopSignalWarning(t *testing.T) {
 // Error messages: numbers too large say so with the limit, a file that is
 // not YAML text or not a mapping is explained in YAML's terms, and a long
 // value is cut.
-func TestAcceptanceConfigMessages(t *testing.T) {
+func TestConfigErrorMessagesExplain(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	file := func(name, text string) string {

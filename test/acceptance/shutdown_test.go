@@ -1,6 +1,6 @@
-package main
+package acceptance
 
-// ACCEPTANCE.md "Shutdown" (D1-D6).
+// docs/acceptance.md "Shutdown" (D1-D6).
 
 import (
 	"os"
@@ -22,12 +22,14 @@ touch "$1/readyA"
 while :; do sleep 0.1; done
 `
 
-// D1: SIGTERM → the handlers of the worker and of its child both finish
+// SIGTERM → the handlers of the worker and of its child both finish
 // before herd exits. tini (Debian's /usr/bin/tini, default mode, as PID 1)
 // is run the same way to show the failure herd avoids: tini signals only
 // its child, exits when that child exits, and the kernel kills the
 // grandchild before its handler ran.
-func TestD1GracefulDrain(t *testing.T) {
+//
+// Catalogue: D1.
+func TestSIGTERMLetsEveryHandlerFinish(t *testing.T) {
 	t.Parallel()
 	run := func(t *testing.T, s spec, dir string) int {
 		r := start(t, s)
@@ -68,12 +70,15 @@ func TestD1GracefulDrain(t *testing.T) {
 	})
 }
 
-// termIgnoringWorker ignores TERM (its sleeps inherit SIG_IGN) and touches $1 when ready.
+// termIgnoringWorker ignores TERM (its sleeps inherit SIG_IGN) and touches
+// $1 when ready.
 var termIgnoringWorker = []string{"sh", "-c", `trap '' TERM; touch "$1"; while :; do sleep 0.1; done`, "sh"}
 
-// D2: a worker that ignores TERM is SIGKILLed after the shutdown timeout and
+// A worker that ignores TERM is SIGKILLed after the shutdown timeout and
 // herd exits 137; a second signal skips the wait.
-func TestD2Escalation(t *testing.T) {
+//
+// Catalogue: D2.
+func TestShutdownTimeoutEscalatesToSIGKILL(t *testing.T) {
 	t.Parallel()
 	t.Run("timeout", func(t *testing.T) {
 		t.Parallel()
@@ -128,9 +133,11 @@ func TestD2Escalation(t *testing.T) {
 	})
 }
 
-// D3: a daemonised descendant in its own session and process group gets
+// A daemonised descendant in its own session and process group gets
 // the stop signal too, and herd waits for it.
-func TestD3DaemonisedDescendants(t *testing.T) {
+//
+// Catalogue: D3.
+func TestDaemonisedDescendantGetsStopSignal(t *testing.T) {
 	t.Parallel()
 	requireTool(t, "setsid")
 	dir := t.TempDir()
@@ -169,9 +176,11 @@ exec sleep 100
 	}
 }
 
-// D4: the termination message is written (at most 4 KiB) when the path is
+// The termination message is written (at most 4 KiB) when the path is
 // writable; herd does not fail when it is not.
-func TestD4TerminationMessage(t *testing.T) {
+//
+// Catalogue: D4.
+func TestTerminationMessageWithin4KiB(t *testing.T) {
 	t.Parallel()
 	t.Run("writable", func(t *testing.T) {
 		t.Parallel()
@@ -221,10 +230,12 @@ func TestD4TerminationMessage(t *testing.T) {
 	})
 }
 
-// D5: herd runs as uid 65534 with a read-only root and no_new_privs, and
+// herd runs as uid 65534 with a read-only root and no_new_privs, and
 // passes the worker's code through (the default termination-log path is
 // not writable, which is fine).
-func TestD5Unprivileged(t *testing.T) {
+//
+// Catalogue: D5.
+func TestRunsUnprivilegedOnReadOnlyRoot(t *testing.T) {
 	t.Parallel()
 	dir, err := os.MkdirTemp("", "herd-d5-")
 	if err != nil {
@@ -249,13 +260,15 @@ func TestD5Unprivileged(t *testing.T) {
 	}
 }
 
-// D6: herd not PID 1 (its PID namespace's init is a reaping helper, as in a
+// herd not PID 1 (its PID namespace's init is a reaping helper, as in a
 // pod with a shared process namespace): it is a subreaper (the worker's
 // orphans come to herd, not to the namespace's init), and it never calls
 // kill(-1, ...), not even when the shutdown timeout makes it SIGKILL a
 // TERM-ignoring daemon: strace shows no such call and a bystander process
 // of the namespace survives.
-func TestD6NotPID1(t *testing.T) {
+//
+// Catalogue: D6.
+func TestNotPID1StaysSubreaperNeverKillsAll(t *testing.T) {
 	t.Parallel()
 	strace := requireTool(t, "strace")
 	tmp := t.TempDir()
@@ -273,8 +286,8 @@ sleep 0.5; touch "$1"; exec sleep 100`
 		args:    cmdArgs("sh", "-c", script, "sh", done),
 	})
 	waitFile(t, done, 60*time.Second)
-	if n := orphanCount(r, 20); n < 20 {
-		t.Errorf("%d \"orphan reaped\" records, want >= 20 (herd is not a subreaper?)", n)
+	if n, err := r.waitOrphans(20); err != nil {
+		t.Errorf("%d \"orphan reaped\" records, want >= 20 (herd is not a subreaper?): %v", n, err)
 	}
 	r.signal(syscall.SIGTERM)
 	if got := r.exitCode(30 * time.Second); got != 137 {

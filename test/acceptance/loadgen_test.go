@@ -1,4 +1,4 @@
-package main
+package acceptance
 
 // A small HTTP/1.1 load generator for the acceptance tests: N concurrent
 // clients against a loopback address, for a duration and/or a number of
@@ -32,32 +32,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lgKind is how one request ended.
-type lgKind string
+// loadKind is how one request ended.
+type loadKind string
 
 const (
-	lgOK      lgKind = "ok"      // 200 and a complete body
-	lgRefused lgKind = "refused" // connect: ECONNREFUSED
-	lgReset   lgKind = "reset"   // ECONNRESET or EPIPE after connecting
-	lgClosed  lgKind = "closed"  // the peer closed before a complete response (EOF)
-	lgTimeout lgKind = "timeout" // dial, write or read deadline passed
-	lgNon200  lgKind = "non200"  // a complete response with another status
-	lgOther   lgKind = "other"   // anything else
+	loadOK      loadKind = "ok"      // 200 and a complete body
+	loadRefused loadKind = "refused" // connect: ECONNREFUSED
+	loadReset   loadKind = "reset"   // ECONNRESET or EPIPE after connecting
+	loadClosed  loadKind = "closed"  // the peer closed before a complete response (EOF)
+	loadTimeout loadKind = "timeout" // dial, write or read deadline passed
+	loadNon200  loadKind = "non200"  // a complete response with another status
+	loadOther   loadKind = "other"   // anything else
 )
 
-// lgFailureKinds lists the failure kinds in report order.
-var lgFailureKinds = []lgKind{lgRefused, lgReset, lgClosed, lgTimeout, lgNon200, lgOther}
+// loadFailureKinds lists the failure kinds in report order.
+var loadFailureKinds = []loadKind{loadRefused, loadReset, loadClosed, loadTimeout, loadNon200, loadOther}
 
 // Hard bounds, whatever a config asks: the tests' traffic stays bounded.
 const (
-	lgMaxRequests = 500000
-	lgMaxDuration = 3 * time.Minute
-	lgMaxClients  = 256
+	maxLoadRequests = 500000
+	maxLoadDuration = 3 * time.Minute
+	maxLoadClients  = 256
 )
 
-// lgConfig describes one load run. At least one of Duration and Count
+// loadConfig describes one load run. At least one of Duration and Count
 // should be set; the hard bounds above apply anyway, and Stop ends any run.
-type lgConfig struct {
+type loadConfig struct {
 	Addr      string        // host:port; the host must be a loopback IP
 	Path      string        // request path and query ("/" when empty)
 	Clients   int           // concurrent clients (1 when 0)
@@ -71,12 +71,12 @@ type lgConfig struct {
 	WorkerHeader string
 }
 
-// lgRecord is one request.
-type lgRecord struct {
+// loadRecord is one request.
+type loadRecord struct {
 	Client int
 	Start  time.Time // before dialling (or before writing, on a reused connection)
 	End    time.Time
-	Kind   lgKind
+	Kind   loadKind
 	Stage  string // where a failure happened: dial, write, read, status
 	Reused bool   // sent on a kept-alive connection
 	LPort  int    // the client's local port (0 when the dial failed): the server sees it as the peer's
@@ -85,23 +85,23 @@ type lgRecord struct {
 	Err    string
 }
 
-// lgResult counts a run, or a subset of its records.
-type lgResult struct {
+// loadResult counts a run, or a subset of its records.
+type loadResult struct {
 	Start, End time.Time
 	Total      int
 	OK         int
-	Failed     map[lgKind]int
+	Failed     map[loadKind]int
 	ByWorker   map[string]int // successful responses per worker
-	Records    []lgRecord     // in end order
+	Records    []loadRecord   // in end order
 }
 
-func lgNewResult() *lgResult {
-	return &lgResult{Failed: map[lgKind]int{}, ByWorker: map[string]int{}}
+func newLoadResult() *loadResult {
+	return &loadResult{Failed: map[loadKind]int{}, ByWorker: map[string]int{}}
 }
 
-func (r *lgResult) add(rec lgRecord) {
+func (r *loadResult) add(rec loadRecord) {
 	r.Total++
-	if rec.Kind == lgOK {
+	if rec.Kind == loadOK {
 		r.OK++
 		r.ByWorker[rec.Worker]++
 	} else {
@@ -111,10 +111,10 @@ func (r *lgResult) add(rec lgRecord) {
 }
 
 // Failures is the number of failed requests.
-func (r *lgResult) Failures() int { return r.Total - r.OK }
+func (r *loadResult) Failures() int { return r.Total - r.OK }
 
 // Workers lists the workers that answered, sorted.
-func (r *lgResult) Workers() []string {
+func (r *loadResult) Workers() []string {
 	ws := make([]string, 0, len(r.ByWorker))
 	for w := range r.ByWorker {
 		ws = append(ws, w)
@@ -124,8 +124,8 @@ func (r *lgResult) Workers() []string {
 }
 
 // Filter recounts the records keep accepts.
-func (r *lgResult) Filter(keep func(lgRecord) bool) *lgResult {
-	out := lgNewResult()
+func (r *loadResult) Filter(keep func(loadRecord) bool) *loadResult {
+	out := newLoadResult()
 	out.Start, out.End = r.Start, r.End
 	for _, rec := range r.Records {
 		if keep(rec) {
@@ -135,10 +135,10 @@ func (r *lgResult) Filter(keep func(lgRecord) bool) *lgResult {
 	return out
 }
 
-// lgMerge counts the records of several results together (e.g. two load
+// mergeLoads counts the records of several results together (e.g. two load
 // runs with different paths during the same test).
-func lgMerge(rs ...*lgResult) *lgResult {
-	out := lgNewResult()
+func mergeLoads(rs ...*loadResult) *loadResult {
+	out := newLoadResult()
 	for _, r := range rs {
 		if out.Start.IsZero() || r.Start.Before(out.Start) {
 			out.Start = r.Start
@@ -155,21 +155,21 @@ func lgMerge(rs ...*lgResult) *lgResult {
 }
 
 // StartedBefore is the subset of requests that started before t.
-func (r *lgResult) StartedBefore(t time.Time) *lgResult {
-	return r.Filter(func(rec lgRecord) bool { return rec.Start.Before(t) })
+func (r *loadResult) StartedBefore(t time.Time) *loadResult {
+	return r.Filter(func(rec loadRecord) bool { return rec.Start.Before(t) })
 }
 
 // StartedFrom is the subset of requests that started at t or later.
-func (r *lgResult) StartedFrom(t time.Time) *lgResult {
-	return r.Filter(func(rec lgRecord) bool { return !rec.Start.Before(t) })
+func (r *loadResult) StartedFrom(t time.Time) *loadResult {
+	return r.Filter(func(rec loadRecord) bool { return !rec.Start.Before(t) })
 }
 
 // String is a one-line summary with every failure kind and the responses
 // per worker.
-func (r *lgResult) String() string {
+func (r *loadResult) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "requests %d, ok %d, failed %d (", r.Total, r.OK, r.Failures())
-	for i, k := range lgFailureKinds {
+	for i, k := range loadFailureKinds {
 		if i > 0 {
 			b.WriteString(" ")
 		}
@@ -186,10 +186,10 @@ func (r *lgResult) String() string {
 }
 
 // FailureSample describes up to n failed requests, for a test's log.
-func (r *lgResult) FailureSample(n int, since time.Time) string {
+func (r *loadResult) FailureSample(n int, since time.Time) string {
 	var b strings.Builder
 	for _, rec := range r.Records {
-		if rec.Kind == lgOK {
+		if rec.Kind == loadOK {
 			continue
 		}
 		if n == 0 {
@@ -198,27 +198,27 @@ func (r *lgResult) FailureSample(n int, since time.Time) string {
 		}
 		n--
 		fmt.Fprintf(&b, "  client %d start %+.1fms end %+.1fms %s at %s (reused %v, status %d): %s\n",
-			rec.Client, lgMs(rec.Start.Sub(since)), lgMs(rec.End.Sub(since)), rec.Kind, rec.Stage, rec.Reused, rec.Status, rec.Err)
+			rec.Client, ms(rec.Start.Sub(since)), ms(rec.End.Sub(since)), rec.Kind, rec.Stage, rec.Reused, rec.Status, rec.Err)
 	}
 	return b.String()
 }
 
-func lgMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// lgRun is a load run under way.
-type lgRun struct {
-	cfg      lgConfig
+// loadRun is a load run under way.
+type loadRun struct {
+	cfg      loadConfig
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
 	issued   atomic.Int64
 
 	mu  sync.Mutex
-	res *lgResult
+	res *loadResult
 }
 
-// lgStart checks cfg and starts the clients in the background.
-func lgStart(cfg lgConfig) (*lgRun, error) {
+// beginLoad checks cfg and starts the clients in the background.
+func beginLoad(cfg loadConfig) (*loadRun, error) {
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: address %q: %v", cfg.Addr, err)
@@ -232,12 +232,12 @@ func lgStart(cfg lgConfig) (*lgRun, error) {
 	if !strings.HasPrefix(cfg.Path, "/") || strings.ContainsAny(cfg.Path, " \r\n") {
 		return nil, fmt.Errorf("loadgen: bad path %q", cfg.Path)
 	}
-	cfg.Clients = min(max(cfg.Clients, 1), lgMaxClients)
-	if cfg.Count <= 0 || cfg.Count > lgMaxRequests {
-		cfg.Count = lgMaxRequests
+	cfg.Clients = min(max(cfg.Clients, 1), maxLoadClients)
+	if cfg.Count <= 0 || cfg.Count > maxLoadRequests {
+		cfg.Count = maxLoadRequests
 	}
-	if cfg.Duration <= 0 || cfg.Duration > lgMaxDuration {
-		cfg.Duration = lgMaxDuration
+	if cfg.Duration <= 0 || cfg.Duration > maxLoadDuration {
+		cfg.Duration = maxLoadDuration
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -245,7 +245,7 @@ func lgStart(cfg lgConfig) (*lgRun, error) {
 	if cfg.WorkerHeader == "" {
 		cfg.WorkerHeader = "X-Worker-Pid"
 	}
-	l := &lgRun{cfg: cfg, stop: make(chan struct{}), done: make(chan struct{}), res: lgNewResult()}
+	l := &loadRun{cfg: cfg, stop: make(chan struct{}), done: make(chan struct{}), res: newLoadResult()}
 	l.res.Start = time.Now()
 	deadline := l.res.Start.Add(cfg.Duration)
 	var wg sync.WaitGroup
@@ -266,9 +266,9 @@ func lgStart(cfg lgConfig) (*lgRun, error) {
 	return l, nil
 }
 
-// lgLoad runs cfg to its end and returns the result.
-func lgLoad(cfg lgConfig) (*lgResult, error) {
-	l, err := lgStart(cfg)
+// runLoad runs cfg to its end and returns the result.
+func runLoad(cfg loadConfig) (*loadResult, error) {
+	l, err := beginLoad(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -276,26 +276,26 @@ func lgLoad(cfg lgConfig) (*lgResult, error) {
 }
 
 // Stop asks the clients to stop (requests under way finish) and waits.
-func (l *lgRun) Stop() *lgResult {
+func (l *loadRun) Stop() *loadResult {
 	l.stopOnce.Do(func() { close(l.stop) })
 	return l.Wait()
 }
 
 // Wait waits for the end of the run (Duration, Count or Stop) and returns
 // its result.
-func (l *lgRun) Wait() *lgResult {
+func (l *loadRun) Wait() *loadResult {
 	<-l.done
 	return l.Result()
 }
 
 // Done is closed when the run has ended.
-func (l *lgRun) Done() <-chan struct{} { return l.done }
+func (l *loadRun) Done() <-chan struct{} { return l.done }
 
 // Result is a copy of the counts so far (the run may still be going).
-func (l *lgRun) Result() *lgResult {
+func (l *loadRun) Result() *loadResult {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := lgNewResult()
+	out := newLoadResult()
 	out.Start, out.End = l.res.Start, l.res.End
 	for _, rec := range l.res.Records {
 		out.add(rec)
@@ -305,13 +305,13 @@ func (l *lgRun) Result() *lgResult {
 
 // Progress returns the successes so far and the number of distinct workers
 // that answered, without copying the records.
-func (l *lgRun) Progress() (ok, failed, workers int) {
+func (l *loadRun) Progress() (ok, failed, workers int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.res.OK, l.res.Failures(), len(l.res.ByWorker)
 }
 
-func (l *lgRun) stopped() bool {
+func (l *loadRun) stopped() bool {
 	select {
 	case <-l.stop:
 		return true
@@ -321,8 +321,8 @@ func (l *lgRun) stopped() bool {
 }
 
 // client sends requests one after another until the run ends.
-func (l *lgRun) client(id int, deadline time.Time) {
-	var c *lgConn
+func (l *loadRun) client(id int, deadline time.Time) {
+	var c *loadConn
 	defer func() {
 		if c != nil {
 			c.conn.Close()
@@ -336,7 +336,7 @@ func (l *lgRun) client(id int, deadline time.Time) {
 			return
 		}
 		start := time.Now()
-		var rec lgRecord
+		var rec loadRecord
 		rec, c = l.request(id, c)
 		l.mu.Lock()
 		l.res.add(rec)
@@ -353,21 +353,21 @@ func (l *lgRun) client(id int, deadline time.Time) {
 	}
 }
 
-// lgConn is a connection a client keeps between requests.
-type lgConn struct {
+// loadConn is a connection a client keeps between requests.
+type loadConn struct {
 	conn net.Conn
 	br   *bufio.Reader
 }
 
 // request sends one request, on c when it is kept alive, and returns its
 // record and the connection to use next (nil: dial a new one).
-func (l *lgRun) request(id int, c *lgConn) (lgRecord, *lgConn) {
-	rec := lgRecord{Client: id, Start: time.Now()}
+func (l *loadRun) request(id int, c *loadConn) (loadRecord, *loadConn) {
+	rec := loadRecord{Client: id, Start: time.Now()}
 	deadline := rec.Start.Add(l.cfg.Timeout)
-	fail := func(stage string, err error) (lgRecord, *lgConn) {
+	fail := func(stage string, err error) (loadRecord, *loadConn) {
 		rec.End = time.Now()
 		rec.Stage = stage
-		rec.Kind = lgClassify(err)
+		rec.Kind = classify(err)
 		rec.Err = err.Error()
 		if c != nil {
 			c.conn.Close()
@@ -380,7 +380,7 @@ func (l *lgRun) request(id int, c *lgConn) (lgRecord, *lgConn) {
 		if err != nil {
 			return fail("dial", err)
 		}
-		c = &lgConn{conn: conn, br: bufio.NewReader(conn)}
+		c = &loadConn{conn: conn, br: bufio.NewReader(conn)}
 	} else {
 		rec.Reused = true
 	}
@@ -414,9 +414,9 @@ func (l *lgRun) request(id int, c *lgConn) (lgRecord, *lgConn) {
 		rec.Worker = resp.Header.Get(l.cfg.WorkerHeader)
 	}
 	if resp.StatusCode != http.StatusOK {
-		rec.Kind, rec.Stage, rec.Err = lgNon200, "status", resp.Status
+		rec.Kind, rec.Stage, rec.Err = loadNon200, "status", resp.Status
 	} else {
-		rec.Kind = lgOK
+		rec.Kind = loadOK
 	}
 	if !l.cfg.KeepAlive || resp.Close {
 		c.conn.Close()
@@ -425,25 +425,26 @@ func (l *lgRun) request(id int, c *lgConn) (lgRecord, *lgConn) {
 	return rec, c
 }
 
-// lgClassify names the cause of a failed dial, write or read.
-func lgClassify(err error) lgKind {
+// classify names the cause of a failed dial, write or read.
+func classify(err error) loadKind {
 	var ne net.Error
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return lgRefused
+		return loadRefused
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return lgReset
+		return loadReset
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return lgClosed
+		return loadClosed
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return lgTimeout
+		return loadTimeout
 	}
-	return lgOther
+	return loadOther
 }
 
-// TestLoadgenSelfCheck runs the generator against an in-process server in
-// both connection modes, and against a closed port, and checks its counts.
-func TestLoadgenSelfCheck(t *testing.T) {
+// TestLoadGeneratorCountsOutcomes runs the generator against an in-process
+// server in both connection modes, and against a closed port, and checks its
+// counts.
+func TestLoadGeneratorCountsOutcomes(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	conns := map[string]bool{}
@@ -470,7 +471,7 @@ func TestLoadgenSelfCheck(t *testing.T) {
 		mu.Lock()
 		clear(conns)
 		mu.Unlock()
-		res, err := lgLoad(lgConfig{Addr: addr, Path: "/?w=1", Clients: 4, Count: 200, KeepAlive: keep})
+		res, err := runLoad(loadConfig{Addr: addr, Path: "/?w=1", Clients: 4, Count: 200, KeepAlive: keep})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -489,11 +490,11 @@ func TestLoadgenSelfCheck(t *testing.T) {
 		}
 	}
 
-	res, err := lgLoad(lgConfig{Addr: addr, Path: "/?fail=1", Clients: 2, Count: 10})
+	res, err := runLoad(loadConfig{Addr: addr, Path: "/?fail=1", Clients: 2, Count: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Failed[lgNon200] != 10 {
+	if res.Failed[loadNon200] != 10 {
 		t.Errorf("503s: %s; want 10 non200", res)
 	}
 
@@ -513,15 +514,27 @@ func TestLoadgenSelfCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	caddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*unix.SockaddrInet4).Port))
-	res, err = lgLoad(lgConfig{Addr: caddr, Clients: 2, Count: 10})
+	res, err = runLoad(loadConfig{Addr: caddr, Clients: 2, Count: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Failed[lgRefused] != 10 {
+	if res.Failed[loadRefused] != 10 {
 		t.Errorf("closed port: %s; want 10 refused", res)
 	}
 
-	if _, err := lgStart(lgConfig{Addr: "192.0.2.1:80", Count: 1}); err == nil {
+	if _, err := beginLoad(loadConfig{Addr: "192.0.2.1:80", Count: 1}); err == nil {
 		t.Errorf("a non-loopback address was accepted")
 	}
+}
+
+// startLoad starts a load run and stops it when the test ends, whatever
+// happens.
+func startLoad(t *testing.T, cfg loadConfig) *loadRun {
+	t.Helper()
+	l, err := beginLoad(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Stop() })
+	return l
 }

@@ -1,6 +1,6 @@
 // An unmodified-style Node.js HTTP server that listens on an inherited
 // socket, fd 3 (systemd socket activation), instead of binding a port.
-// Used by acceptance_listen_test.go (C3).
+// Used by listenfds_test.go (C3).
 'use strict';
 const http = require('http');
 

@@ -1,6 +1,6 @@
-package main
+package acceptance
 
-// ACCEPTANCE.md H1, H2 and H3 (issue 6): herd's probe server, on a real
+// docs/acceptance.md H1, H2 and H3: herd's probe server, on a real
 // herd that is PID 1 of a new PID namespace, serving real workers: herd's
 // own demo worker (`herd demo-worker`, a Go HTTP server that speaks the
 // cluster protocol and sends STATUS= over sd_notify), so the tests need
@@ -12,16 +12,12 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
-	"io"
-	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,322 +25,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"golang.org/x/sys/unix"
 
 	"github.com/herd-sh/herd/cluster"
 	"github.com/herd-sh/herd/health"
-	initproc "github.com/herd-sh/herd/init"
 )
 
-// hGuard bounds every wait for a state (a hang guard, not a speed target).
-const hGuard = 20 * time.Second
-
-// hRun is a herd serving demo workers on :port with its probe server on a
-// port of its own.
-type hRun struct {
-	*herdRun
-	port  int
-	probe string // host:port of the probe server
-}
-
-// hFreePort finds a TCP port free on every address, for HERD_LISTEN.
-func hFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// hDemoWorker is the shell line that runs herd's demo worker:
-// `prefix; exec herd demo-worker` (the exec keeps the pid herd started, so
-// signals to it reach the Go server itself). The worker listens on $PORT,
-// which herd sets under every policy.
-func hDemoWorker(t *testing.T, prefix string) []string {
-	line := fmt.Sprintf("exec %s demo-worker", herdPath(t))
-	if prefix != "" {
-		line = prefix + "; " + line
-	}
-	return cmdArgs("/bin/sh", "-c", line)
-}
-
-// hStart starts herd as PID 1 with HERD_LISTEN=:port, the probe server on
-// 127.0.0.1:0, env, and the workers of hDemoWorker(prefix).
-func hStart(t *testing.T, prefix string, env ...string) *hRun {
-	t.Helper()
-	port := hFreePort(t)
-	e := append([]string{"HERD_LISTEN=:" + strconv.Itoa(port), "HERD_HEALTH_ADDR=127.0.0.1:0"}, env...)
-	r := start(t, spec{mode: asPID1, env: e, args: hDemoWorker(t, prefix)})
-	run := &hRun{herdRun: r, port: port}
-	run.probe = r.waitLog("serving probes").str("address")
-	if run.probe == "" {
-		t.Fatal("no probe address in herd's log")
-	}
-	return run
-}
-
-// hClient opens a new connection for every request, as the kubelet does.
-var hClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
-
-// get fetches path from the probe server.
-func (r *hRun) get(path string) (int, string, error) {
-	resp, err := hClient.Get("http://" + r.probe + path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
-// expect checks that path answers code with a body that contains each of
-// parts ("ok\n" must be the whole body).
-func (r *hRun) expect(t *testing.T, step, path string, code int, parts ...string) string {
-	t.Helper()
-	got, body, err := r.get(path)
-	if err != nil {
-		t.Errorf("%s: GET %s: %v", step, path, err)
-		return ""
-	}
-	if got != code {
-		t.Errorf("%s: GET %s = %d %q, want %d", step, path, got, body, code)
-	}
-	for _, p := range parts {
-		if p == "ok\n" && body != p || !strings.Contains(body, p) {
-			t.Errorf("%s: GET %s = %q, want %q in it", step, path, body, p)
-		}
-	}
-	return body
-}
-
-// status fetches and decodes /status.
-func (r *hRun) status(t *testing.T) health.Status {
-	t.Helper()
-	code, body, err := r.get("/status")
-	if err != nil {
-		t.Fatalf("/status: %v", err)
-	}
-	var st health.Status
-	if err := json.Unmarshal([]byte(body), &st); err != nil || st.Snapshot == nil {
-		t.Fatalf("/status (%d): %v\n%s", code, err, body)
-	}
-	return st
-}
-
-// waitStatus polls /status until ok accepts it.
-func (r *hRun) waitStatus(t *testing.T, what string, ok func(health.Status) bool) health.Status {
-	t.Helper()
-	deadline := time.Now().Add(hGuard)
-	for {
-		st := r.status(t)
-		if ok(st) {
-			return st
-		}
-		if time.Now().After(deadline) || r.exited() {
-			b, _ := json.MarshalIndent(st.Workers, "", " ")
-			t.Fatalf("/status never showed %s (herd exited: %v); workers: %s", what, r.exited(), b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// hScrape is one parsed /metrics answer.
-type hScrape struct {
-	text string
-	mfs  map[string]*dto.MetricFamily
-}
-
-// metrics fetches /metrics and parses it with the Prometheus text parser.
-func (r *hRun) metrics(t *testing.T) hScrape {
-	t.Helper()
-	resp, err := hClient.Get("http://" + r.probe + "/metrics")
-	if err != nil {
-		t.Fatalf("/metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("/metrics = %d, %v", resp.StatusCode, err)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(strings.NewReader(string(b)))
-	if err != nil {
-		t.Fatalf("/metrics does not parse: %v\n%s", err, b)
-	}
-	return hScrape{text: string(b), mfs: mfs}
-}
-
-// value is the sample of name whose labels are exactly labels (pairs);
-// ok is false when there is none.
-func (s hScrape) value(name string, labels ...string) (float64, bool) {
-	want := map[string]string{}
-	for i := 0; i+1 < len(labels); i += 2 {
-		want[labels[i]] = labels[i+1]
-	}
-	mf := s.mfs[name]
-	if mf == nil {
-		return 0, false
-	}
-	for _, m := range mf.GetMetric() {
-		got := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			if lp.GetValue() != "" {
-				got[lp.GetName()] = lp.GetValue()
-			}
-		}
-		if !maps.Equal(got, want) {
-			continue
-		}
-		if m.Counter != nil {
-			return m.GetCounter().GetValue(), true
-		}
-		return m.GetGauge().GetValue(), true
-	}
-	return 0, false
-}
-
-// sum adds every sample of name.
-func (s hScrape) sum(name string) float64 {
-	var n float64
-	if mf := s.mfs[name]; mf != nil {
-		for _, m := range mf.GetMetric() {
-			n += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return n
-}
-
-// want checks samples: name, labels (pairs), value, in triples of a
-// metric string such as `herd_workers{state="listening"}`.
-func (s hScrape) want(t *testing.T, step string, want map[string]float64) {
-	t.Helper()
-	for key, v := range want {
-		name, labels := hParseKey(key)
-		got, ok := s.value(name, labels...)
-		if !ok || got != v {
-			t.Errorf("%s: %s = %v (present %v), want %v", step, key, got, ok, v)
-		}
-	}
-}
-
-// hParseKey splits `name{a="x",b="y"}` into the name and label pairs.
-func hParseKey(key string) (string, []string) {
-	name, rest, ok := strings.Cut(key, "{")
-	if !ok {
-		return key, nil
-	}
-	var labels []string
-	for _, kv := range strings.Split(strings.TrimSuffix(rest, "}"), ",") {
-		k, v, _ := strings.Cut(kv, "=")
-		labels = append(labels, k, strings.Trim(v, `"`))
-	}
-	return name, labels
-}
-
-// lint runs promlint (testutil.GatherAndLint) over the parsed answer.
-func (s hScrape) lint(t *testing.T) {
-	t.Helper()
-	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		out := make([]*dto.MetricFamily, 0, len(s.mfs))
-		for _, name := range slices.Sorted(maps.Keys(s.mfs)) {
-			out = append(out, s.mfs[name])
-		}
-		return out, nil
-	})
-	problems, err := testutil.GatherAndLint(g)
-	if err != nil {
-		t.Fatalf("lint: %v", err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
-}
-
-// hostPID maps a pid in herd's namespace to the test's view.
-func (r *hRun) hostPID(t *testing.T, nspid int) int {
-	t.Helper()
-	for _, p := range descendants(r.root) {
-		v, err := statusField(p.pid, "NSpid")
-		if f := strings.Fields(v); err == nil && len(f) > 0 && f[len(f)-1] == strconv.Itoa(nspid) {
-			return p.pid
-		}
-	}
-	t.Fatalf("no descendant of %d has pid %d in herd's namespace", r.root, nspid)
-	return 0
-}
-
-// row is the /status row of the worker in slot (its last, by id).
-func row(st health.Status, slot int) (health.WorkerStatus, bool) {
-	var w health.WorkerStatus
-	found := false
-	for _, x := range st.Workers {
-		if x.Slot == slot {
-			w, found = x, true
-		}
-	}
-	return w, found
-}
-
-// hRequests sends n requests to the service, each on a new connection
-// (Connection: close), and fails unless each is answered by a worker.
-func (r *hRun) hRequests(t *testing.T, n int) {
-	t.Helper()
-	for i := range n {
-		resp, err := hClient.Get(fmt.Sprintf("http://127.0.0.1:%d/", r.port))
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.HasPrefix(string(b), "hello from herd's demo") {
-			t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
-		}
-	}
-}
-
-// waitHandedOff polls /metrics until the hand-off totals reach want (a
-// worker's acknowledgement may come after its answer), then checks they
-// stay there: each connection is counted exactly once.
-func (r *hRun) waitHandedOff(t *testing.T, step string, want float64) hScrape {
-	t.Helper()
-	deadline := time.Now().Add(hGuard)
-	var m hScrape
-	for {
-		m = r.metrics(t)
-		if m.sum("herd_connections_handed_off_total") >= want && m.sum("herd_connections_accepted_total") >= want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: handed off %v, accepted %v; want %v", step, m.sum("herd_connections_handed_off_total"), m.sum("herd_connections_accepted_total"), want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond)
-	m = r.metrics(t)
-	if h, a := m.sum("herd_connections_handed_off_total"), m.sum("herd_connections_accepted_total"); h != want || a != want {
-		t.Errorf("%s: handed off %v, accepted %v; want exactly %v of each", step, h, a, want)
-	}
-	return m
-}
-
-// TestH1H2EndpointsThroughWorkerLifecycle: two demo workers under rr go
-// through every state: started (they wait 3 s before listening), listening,
-// serving connections, one killed (SIGKILL) and replaced at once (it had
-// served), its replacement failing to start (it exits 1 before listening),
-// restarted after the backoff, and drained by SIGTERM. At each step the probes, /status and /metrics
-// say what happened, and the counters move by exactly the connections and
-// restarts the test caused. The termination message sums it up.
-func TestH1H2EndpointsThroughWorkerLifecycle(t *testing.T) {
+// TestProbesFollowWorkerLifecycle: two demo workers under rr go through
+// every state: started (they wait 3 s before listening), listening, serving
+// connections, one killed (SIGKILL) and replaced at once (it had served),
+// its replacement failing to start (it exits 1 before listening), restarted
+// after the backoff, and drained by SIGTERM. At each step the probes,
+// /status and /metrics say what happened, and the counters move by exactly
+// the connections and restarts the test caused. The termination message sums
+// it up.
+//
+// Catalogue: H1 and H2.
+func TestProbesFollowWorkerLifecycle(t *testing.T) {
 	t.Parallel()
 	term := filepath.Join(t.TempDir(), "termination-log")
-	r := hStart(t, `[ "$HERD_WORKER_ID" -le 2 ] && sleep 3; [ "$HERD_WORKER_ID" != 3 ] || exit 1`,
+	r := startDemo(t, `[ "$HERD_WORKER_ID" -le 2 ] && sleep 3; [ "$HERD_WORKER_ID" != 3 ] || exit 1`,
 		"HERD_SCHED_POLICY=rr", "HERD_MIN_WORKERS=2", "HERD_MAX_WORKERS=2", "HERD_READY_MIN=2",
 		"HERD_BACKOFF_MIN=3s", "HERD_BACKOFF_MAX=12s", "HERD_SHUTDOWN_DELAY=2s", "HERD_TERMINATION_LOG="+term)
 	out, err := exec1(herdPath(t), "version")
@@ -418,13 +118,13 @@ func TestH1H2EndpointsThroughWorkerLifecycle(t *testing.T) {
 	if v, ok := m.value("herd_cpu_budget_cpus", "source", st.CPU.Source); !ok || v != st.CPU.CPUs {
 		t.Errorf("%s: herd_cpu_budget_cpus{source=%q} = %v %v, /status says %v", step, st.CPU.Source, v, ok, st.CPU.CPUs)
 	}
-	hDocumented(t, m)
+	checkDocumented(t, m)
 
 	// 3. Connections: N requests, each on its own connection, are N
 	// hand-offs, shared by both slots, in /metrics and in /status.
 	step = "hand-offs"
 	const n = 20
-	r.hRequests(t, n)
+	r.requests(t, n)
 	m = r.waitHandedOff(t, step, n)
 	h0, _ := m.value("herd_connections_handed_off_total", "slot", "0")
 	h1, _ := m.value("herd_connections_handed_off_total", "slot", "1")
@@ -444,7 +144,7 @@ func TestH1H2EndpointsThroughWorkerLifecycle(t *testing.T) {
 	// listens), and each exit is counted once, by its reason.
 	step = "crash"
 	victim := pids[0]
-	if err := unix.Kill(r.hostPID(t, victim), unix.SIGKILL); err != nil {
+	if err := unix.Kill(r.hostPID(victim), unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	st = r.waitStatus(t, "slot 0 dead after its replacement failed", func(st health.Status) bool {
@@ -490,7 +190,7 @@ func TestH1H2EndpointsThroughWorkerLifecycle(t *testing.T) {
 	r.expect(t, step, "/readyz", 200, "ok\n")
 	r.expect(t, step, "/livez", 200, "ok\n")
 	const more = 10
-	r.hRequests(t, more)
+	r.requests(t, more)
 	m = r.waitHandedOff(t, step, n+more)
 	m.want(t, step, map[string]float64{
 		`herd_workers{state="dead"}`: 0, `herd_workers{state="listening"}`: 2,
@@ -503,7 +203,7 @@ func TestH1H2EndpointsThroughWorkerLifecycle(t *testing.T) {
 	// termination message.
 	step = "draining"
 	r.signal(syscall.SIGTERM)
-	deadline := time.Now().Add(hGuard)
+	deadline := time.Now().Add(hangGuard)
 	for {
 		if code, _, err := r.get("/readyz"); err == nil && code == 503 {
 			break
@@ -542,14 +242,16 @@ func TestH1H2EndpointsThroughWorkerLifecycle(t *testing.T) {
 	t.Logf("termination message:\n%s", msg)
 }
 
-// TestH2AcceptQueueDepth: under HERD_SCHED_POLICY=none the workers accept
+// TestAcceptQueueDepthMetric: under HERD_SCHED_POLICY=none the workers accept
 // from the socket herd bound. With both workers stopped (SIGSTOP), K
 // connections wait in the kernel's accept queue, and the accept-queue
 // metric says K (TCP_INFO on herd's copy of the socket); its limit is the
 // backlog. Once the workers continue, they take and answer all K.
-func TestH2AcceptQueueDepth(t *testing.T) {
+//
+// Catalogue: H2.
+func TestAcceptQueueDepthMetric(t *testing.T) {
 	t.Parallel()
-	r := hStart(t, "", "HERD_SCHED_POLICY=none", "HERD_WORKERS=2", "HERD_READY_MIN=2", "HERD_BACKLOG=64")
+	r := startDemo(t, "", "HERD_SCHED_POLICY=none", "HERD_WORKERS=2", "HERD_READY_MIN=2", "HERD_BACKLOG=64")
 	st := r.waitStatus(t, "both workers listening", func(st health.Status) bool { return st.Listening == 2 })
 	listener := fmt.Sprintf("[::]:%d", r.port)
 	m := r.metrics(t)
@@ -564,7 +266,7 @@ func TestH2AcceptQueueDepth(t *testing.T) {
 
 	var stopped []int
 	for _, w := range st.Workers {
-		pid := r.hostPID(t, w.Pid)
+		pid := r.hostPID(w.Pid)
 		if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
@@ -573,7 +275,9 @@ func TestH2AcceptQueueDepth(t *testing.T) {
 	// kill returns before every thread has stopped: a worker still in
 	// accept would take a connection the test counts as queued.
 	for _, pid := range stopped {
-		hWaitStopped(t, pid)
+		if err := waitStopped(pid, hangGuard); err != nil {
+			t.Fatalf("a worker did not stop: %v", err)
+		}
 	}
 	resumed := false
 	resume := func() {
@@ -600,7 +304,7 @@ func TestH2AcceptQueueDepth(t *testing.T) {
 		v, _ := r.metrics(t).value("herd_listener_accept_queue_connections", "listener", listener)
 		return v
 	}
-	deadline := time.Now().Add(hGuard)
+	deadline := time.Now().Add(hangGuard)
 	for depth() != k {
 		if time.Now().After(deadline) {
 			t.Fatalf("accept queue depth %v with the workers stopped, want %d", depth(), k)
@@ -626,7 +330,7 @@ func TestH2AcceptQueueDepth(t *testing.T) {
 			t.Errorf("queued connection %d: %d", i, resp.StatusCode)
 		}
 	}
-	deadline = time.Now().Add(hGuard)
+	deadline = time.Now().Add(hangGuard)
 	for depth() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("accept queue depth %v after the workers continued, want 0", depth())
@@ -635,25 +339,27 @@ func TestH2AcceptQueueDepth(t *testing.T) {
 	}
 }
 
-// TestH3ProbesAnswerWhileWorkersSaturated: each worker keeps two busy
+// TestProbesAnswerWhileWorkersSaturated: each worker keeps two busy
 // loops of its own beside its server, so the workers want twice the CPUs
 // there are, and a load generator keeps them serving. Every endpoint must
 // still answer, each request on a new connection within the 2 s client
 // timeout. How fast it answers is measured and logged against H3's 50 ms
 // (median and slowest), not asserted: the machine is shared.
-func TestH3ProbesAnswerWhileWorkersSaturated(t *testing.T) {
+//
+// Catalogue: H3.
+func TestProbesAnswerWhileWorkersSaturated(t *testing.T) {
 	for _, policy := range []string{"none", "rr"} {
 		t.Run(policy, func(t *testing.T) {
 			spin := `for i in 1 2; do (while :; do :; done) & done`
-			r := hStart(t, spin, "HERD_SCHED_POLICY="+policy, "HERD_WORKERS=2", "HERD_READY_MIN=2", "HERD_SHUTDOWN_TIMEOUT=2s")
+			r := startDemo(t, spin, "HERD_SCHED_POLICY="+policy, "HERD_WORKERS=2", "HERD_READY_MIN=2", "HERD_SHUTDOWN_TIMEOUT=2s")
 			r.waitStatus(t, "both workers listening", func(st health.Status) bool { return st.Listening == 2 })
-			load, err := lgStart(lgConfig{Addr: fmt.Sprintf("127.0.0.1:%d", r.port), Clients: 8, Duration: time.Minute, WorkerHeader: "-"})
+			load, err := beginLoad(loadConfig{Addr: fmt.Sprintf("127.0.0.1:%d", r.port), Clients: 8, Duration: time.Minute, WorkerHeader: "-"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer load.Stop()
 			time.Sleep(500 * time.Millisecond)
-			busy0 := hTreeTicks(r.root)
+			busy0 := treeTicks(r.root)
 			begin := time.Now()
 
 			paths := []string{"/livez", "/readyz", "/startupz", "/status", "/metrics"}
@@ -672,7 +378,7 @@ func TestH3ProbesAnswerWhileWorkersSaturated(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			wall := time.Since(begin)
-			used := float64(hTreeTicks(r.root)-busy0) / 100 // USER_HZ
+			used := float64(treeTicks(r.root)-busy0) / 100 // USER_HZ
 			res := load.Stop()
 			if res.OK == 0 {
 				t.Errorf("the workers answered no request meanwhile: %s", res)
@@ -680,23 +386,25 @@ func TestH3ProbesAnswerWhileWorkersSaturated(t *testing.T) {
 			slices.Sort(took)
 			t.Logf("policy %s: %d probes on new connections: median %s, 90th %s, slowest %s (H3 target 50 ms); "+
 				"herd's tree used %.1f CPU-seconds in %.1f s on %d CPUs; load: %s",
-				policy, len(took), took[len(took)/2], took[len(took)*9/10], took[len(took)-1], used, wall.Seconds(), hCPUs(), res)
+				policy, len(took), took[len(took)/2], took[len(took)*9/10], took[len(took)-1], used, wall.Seconds(), affinity(t), res)
 			r.signal(syscall.SIGTERM)
 			r.wait(40 * time.Second)
 		})
 	}
 }
 
-// TestH1DemoPrintsEndpoints: herd demo's start-up output names the
+// TestDemoPrintsEndpoints: herd demo's start-up output names the
 // service's URL and every endpoint of the probe server, and each answers.
-func TestH1DemoPrintsEndpoints(t *testing.T) {
+//
+// Catalogue: H1.
+func TestDemoPrintsEndpoints(t *testing.T) {
 	t.Parallel()
-	port := hFreePort(t)
+	port := freePort(t)
 	r := start(t, spec{mode: asPID1, args: []string{"demo"}, env: []string{
 		"HERD_LISTEN=:" + strconv.Itoa(port), "HERD_HEALTH_ADDR=127.0.0.1:0", "HERD_WORKERS=2", "HERD_SCHED_POLICY=none"}})
 	probe := r.waitLog("serving probes").str("address")
-	if !r.stderr.waitCount("worker listening", 2, hGuard) {
-		t.Fatalf("the demo workers did not listen")
+	if err := r.stderr.waitCount("worker listening", 2, hangGuard); err != nil {
+		t.Fatalf("the demo workers did not listen: %v", err)
 	}
 	var urls []string
 	for _, l := range r.stderr.snapshot() {
@@ -716,9 +424,9 @@ func TestH1DemoPrintsEndpoints(t *testing.T) {
 		t.Fatalf("herd demo printed %q, want %q", urls, want)
 	}
 	for _, u := range urls {
-		deadline := time.Now().Add(hGuard)
+		deadline := time.Now().Add(hangGuard)
 		for {
-			resp, err := hClient.Get(strings.Replace(u, "localhost", "127.0.0.1", 1))
+			resp, err := client(2 * time.Second).Get(strings.Replace(u, "localhost", "127.0.0.1", 1))
 			if err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == 200 {
@@ -737,26 +445,6 @@ func TestH1DemoPrintsEndpoints(t *testing.T) {
 	}
 }
 
-// hTreeTicks is the CPU time (utime+stime, clock ticks) of every process
-// under root.
-func hTreeTicks(root int) int64 {
-	var n int64
-	for _, p := range descendants(root) {
-		if c, err := cpuTicks(p.pid); err == nil {
-			n += c
-		}
-	}
-	return n
-}
-
-func hCPUs() int {
-	var set unix.CPUSet
-	if unix.SchedGetaffinity(0, &set) != nil {
-		return 0
-	}
-	return set.Count()
-}
-
 // exec1 runs a program and returns its standard output.
 func exec1(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).Output()
@@ -772,57 +460,4 @@ func goVersion(t *testing.T) string {
 	}
 	f := strings.Fields(out) // "<path>: go1.26.1"
 	return f[len(f)-1]
-}
-
-var hMetricName = regexp.MustCompile("`(herd_[a-z0-9_]+)")
-
-// hDocumented: every metric of herd's that /metrics serves is in the
-// README, and the README names no metric that /metrics lacks.
-func hDocumented(t *testing.T, m hScrape) {
-	t.Helper()
-	b, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := map[string]bool{}
-	for _, sm := range hMetricName.FindAllStringSubmatch(string(b), -1) {
-		doc[sm[1]] = true
-	}
-	for name := range m.mfs {
-		if strings.HasPrefix(name, "herd_") && !doc[name] {
-			t.Errorf("README does not document %s", name)
-		}
-	}
-	for name := range doc {
-		if _, ok := m.mfs[name]; !ok {
-			t.Errorf("README documents %s, which /metrics does not serve", name)
-		}
-	}
-}
-
-// hWaitStopped waits until every thread of pid is stopped (state T).
-func hWaitStopped(t *testing.T, pid int) {
-	t.Helper()
-	deadline := time.Now().Add(hGuard)
-	for {
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-		stopped := len(tasks) > 0
-		for _, f := range tasks {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				continue // the thread is gone
-			}
-			st, err := initproc.ParseStat(b)
-			if err != nil || st.State != 'T' {
-				stopped = false
-			}
-		}
-		if stopped {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pid %d did not stop", pid)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

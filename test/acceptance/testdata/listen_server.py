@@ -2,7 +2,7 @@
 """A Python 3 standard-library HTTP server that takes its listening socket
 from systemd socket activation (LISTEN_FDS, LISTEN_PID) and says it is ready
 with sd_notify (READY=1 to $NOTIFY_SOCKET). It knows nothing of herd beyond
-these two conventions. Used by acceptance_listen_test.go.
+these two conventions. Used by listenfds_test.go.
 
 GET /            200 "pid=P index=I uid=U gid=G" (on every inherited socket)
 GET /crash/I     the worker whose HERD_WORKER_INDEX is I answers "crashing"

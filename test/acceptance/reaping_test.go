@@ -1,6 +1,6 @@
-package main
+package acceptance
 
-// ACCEPTANCE.md "Reaping" (R1-R7).
+// docs/acceptance.md "Reaping" (R1-R7).
 
 import (
 	"fmt"
@@ -44,14 +44,10 @@ func waitNoZombies(t *testing.T, r *herdRun, root int) {
 	}
 }
 
-// orphanCount waits for at least n "orphan reaped" records and returns how many there are.
-func orphanCount(r *herdRun, n int) int {
-	r.stderr.waitCount("orphan reaped", n, 20*time.Second)
-	return r.stderr.count("orphan reaped")
-}
-
-// R1: an orphan storm leaves no zombie, as PID 1 and as a child subreaper.
-func TestR1OrphanStorm(t *testing.T) {
+// An orphan storm leaves no zombie, as PID 1 and as a child subreaper.
+//
+// Catalogue: R1.
+func TestOrphanStormLeavesNoZombie(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []struct {
 		name string
@@ -67,8 +63,8 @@ func TestR1OrphanStorm(t *testing.T) {
 			})
 			waitFile(t, done, 60*time.Second)
 			waitNoZombies(t, r, r.root)
-			if n := orphanCount(r, 100); n < 100 {
-				t.Errorf("%d \"orphan reaped\" records, want >= 100 (the orphans did not reach herd)", n)
+			if n, err := r.waitOrphans(100); err != nil {
+				t.Errorf("%d \"orphan reaped\" records, want >= 100 (the orphans did not reach herd): %v", n, err)
 			}
 			waitNoZombies(t, r, r.root)
 			r.signal(syscall.SIGTERM)
@@ -82,10 +78,12 @@ func TestR1OrphanStorm(t *testing.T) {
 	}
 }
 
-// R2: negative control. herd is not PID 1 and not a subreaper
+// Negative control. herd is not PID 1 and not a subreaper
 // (HERD_SUBREAPER=false): the orphans go to the keeper, which does not reap
 // them while herd runs, so the detector of R1 must see zombies.
-func TestR2NegativeControl(t *testing.T) {
+//
+// Catalogue: R2.
+func TestZombieDetectorSeesUnreapedOrphans(t *testing.T) {
 	t.Parallel()
 	done := filepath.Join(t.TempDir(), "storm-done")
 	r := start(t, spec{
@@ -112,12 +110,14 @@ func TestR2NegativeControl(t *testing.T) {
 	}
 }
 
-// R3: spurious SIGCHLD while workers run: nothing reported, no CPU spin.
-func TestR3SpuriousSIGCHLD(t *testing.T) {
+// Spurious SIGCHLD while workers run: nothing reported, no CPU spin.
+//
+// Catalogue: R3.
+func TestSpuriousSIGCHLDIsHarmless(t *testing.T) {
 	t.Parallel()
 	r := start(t, spec{env: []string{"HERD_WORKERS=2"}, args: cmdArgs("sleep", "100")})
-	if !r.stderr.waitCount("worker started", 2, 20*time.Second) {
-		t.Fatal("two workers did not start")
+	if err := r.stderr.waitCount("worker started", 2, 20*time.Second); err != nil {
+		t.Fatalf("two workers did not start: %v", err)
 	}
 	herd := r.herdPID()
 	before, err := cpuTicks(herd)
@@ -151,8 +151,10 @@ func TestR3SpuriousSIGCHLD(t *testing.T) {
 	}
 }
 
-// R4: 200 rounds of two children dying within microseconds never hang.
-func TestR4SIGCHLDCoalescing(t *testing.T) {
+// 200 rounds of two children dying within microseconds never hang.
+//
+// Catalogue: R4.
+func TestCoalescedSIGCHLDNeverHangs(t *testing.T) {
 	t.Parallel()
 	t.Run("orphan pairs", func(t *testing.T) {
 		t.Parallel()
@@ -173,8 +175,8 @@ func TestR4SIGCHLDCoalescing(t *testing.T) {
 			env:  []string{"HERD_WORKERS=2", "HERD_RESTART=always", "HERD_BACKOFF_MIN=0", "HERD_LOG_LEVEL=info"},
 			args: cmdArgs("true"),
 		})
-		if !r.stderr.waitCount("worker exited", 400, 90*time.Second) {
-			t.Fatalf("only %d worker exits seen (hang?)", r.stderr.count("worker exited"))
+		if err := r.stderr.waitCount("worker exited", 400, 90*time.Second); err != nil {
+			t.Fatalf("only %d worker exits seen (hang?): %v", r.stderr.count("worker exited"), err)
 		}
 		r.signal(syscall.SIGTERM)
 		if got := r.exitCode(30 * time.Second); got != 0 && got != 143 {
@@ -183,9 +185,11 @@ func TestR4SIGCHLDCoalescing(t *testing.T) {
 	})
 }
 
-// R5: 1,000 workers that exit at once each report their own code; none
+// 1,000 workers that exit at once each report their own code; none
 // reports "no child processes".
-func TestR5SpawnReapRace(t *testing.T) {
+//
+// Catalogue: R5.
+func TestWorkersExitingAtOnceReportOwnCodes(t *testing.T) {
 	t.Parallel()
 	const n = 1000
 	r, got := runHerd(t, spec{
@@ -244,9 +248,11 @@ func nsenterOrphan(t *testing.T, target int) int {
 	return pid
 }
 
-// R6: a process injected from outside (nsenter, like kubectl exec) leaves
+// A process injected from outside (nsenter, like kubectl exec) leaves
 // an orphan; the orphan is reaped.
-func TestR6InjectedOrphan(t *testing.T) {
+//
+// Catalogue: R6.
+func TestInjectedOrphanIsReaped(t *testing.T) {
 	t.Parallel()
 	requireTool(t, "nsenter")
 	t.Run("PID 1", func(t *testing.T) {
@@ -293,8 +299,10 @@ func TestR6InjectedOrphan(t *testing.T) {
 	})
 }
 
-// R7: 10,000 spawn/reap cycles: herd's RSS and fd count do not grow.
-func TestR7NoLeaks(t *testing.T) {
+// 10,000 spawn/reap cycles: herd's RSS and fd count do not grow.
+//
+// Catalogue: R7.
+func TestSpawnReapCyclesLeakNothing(t *testing.T) {
 	t.Parallel()
 	r := start(t, spec{
 		// No cluster channel: its one fd per live worker would make the
@@ -306,8 +314,8 @@ func TestR7NoLeaks(t *testing.T) {
 	herd := r.herdPID()
 	sample := func(at int) (fds, rssKiB int) {
 		t.Helper()
-		if !r.stderr.waitCount("worker started", at, 180*time.Second) {
-			t.Fatalf("only %d workers started (wanted %d)", r.stderr.count("worker started"), at)
+		if err := r.stderr.waitCount("worker started", at, 180*time.Second); err != nil {
+			t.Fatalf("only %d workers started (wanted %d): %v", r.stderr.count("worker started"), at, err)
 		}
 		// The smallest of many samples ignores the fds open for an instant
 		// during each spawn (os/exec's error pipe).

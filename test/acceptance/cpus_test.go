@@ -1,17 +1,15 @@
-package main
+package acceptance
 
-// ACCEPTANCE.md C8 (a CPU quota change resizes the worker set) and P2 (the
-// static binary in an empty root filesystem under runc, with a CPU quota,
-// starts the right number of workers), against the real kernel: a cgroup v1
-// `cpu` hierarchy created by the test, and a runc container. The worker
-// count follows ../shared/CPUS.md: budget B = min(affinity, every ancestor's
-// quota), workers = round-nearest(B), halves up, at least 1.
+// docs/acceptance.md C8 (a CPU quota change resizes the worker set) and P2
+// (the static binary in an empty root filesystem under runc, with a CPU
+// quota, starts the right number of workers), against the real kernel: a
+// cgroup v1 `cpu` hierarchy created by the test, and a runc container. The
+// worker count follows docs/workers.md: budget B = min(affinity, every
+// ancestor's quota), workers = round-nearest(B), halves up, at least 1.
 
 import (
-	"bufio"
 	"debug/elf"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,277 +19,30 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
-
-const cpuPeriod = 100000 // µs, the period every quota below is written over
-
-// affinity is the number of CPUs this process may run on; herd, started
-// from here, inherits the same mask.
-func affinity(t testing.TB) int {
-	t.Helper()
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		t.Fatalf("sched_getaffinity: %v", err)
-	}
-	return set.Count()
-}
-
-// nearestWorkers is CPUS.md's decision for a quota q/p and affinity a:
-// round-nearest(min(a, q/p)), halves up, at least 1, computed in integers.
-func nearestWorkers(a int, q, p int64) int {
-	if q <= 0 || int64(a)*p <= q {
-		return max(a, 1)
-	}
-	return max(int((2*q+p)/(2*p)), 1)
-}
-
-// cpuV1Mount returns the mount point of the cgroup v1 hierarchy that holds
-// the `cpu` controller, from /proc/self/mountinfo (the later of two stacked
-// mounts wins).
-func cpuV1Mount() (mountPoint string, err error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		pf, sf := strings.Fields(pre), strings.Fields(post)
-		if len(pf) < 5 || len(sf) < 3 || sf[0] != "cgroup" {
-			continue
-		}
-		for _, opt := range strings.Split(sf[2], ",") {
-			if opt == "cpu" {
-				mountPoint = unescapeMount(pf[4])
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return "", err
-	}
-	if mountPoint == "" {
-		return "", errors.New("no cgroup v1 mount with the cpu controller in /proc/self/mountinfo")
-	}
-	return mountPoint, nil
-}
-
-// unescapeMount decodes mountinfo's octal escapes (\040 and friends).
-func unescapeMount(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// v1Quota reads dir's cpu.cfs_quota_us and cpu.cfs_period_us; q <= 0 means
-// no limit (or nothing readable).
-func v1Quota(dir string) (q, p int64) {
-	qb, err1 := os.ReadFile(filepath.Join(dir, "cpu.cfs_quota_us"))
-	pb, err2 := os.ReadFile(filepath.Join(dir, "cpu.cfs_period_us"))
-	if err1 != nil || err2 != nil {
-		return -1, 0
-	}
-	q, err1 = strconv.ParseInt(strings.TrimSpace(string(qb)), 10, 64)
-	p, err2 = strconv.ParseInt(strings.TrimSpace(string(pb)), 10, 64)
-	if err1 != nil || err2 != nil || p <= 0 {
-		return -1, 0
-	}
-	return q, p
-}
-
-// testCgroup is a cgroup v1 `cpu` directory created for one test.
-type testCgroup struct {
-	t   testing.TB
-	dir string
-	// parent limit (the mount point's own quota, when the test itself runs
-	// in a limited cgroup): the expected budget is the minimum.
-	parentQ, parentP int64
-}
-
-// newCPUCgroup creates <cpu mount>/herd-<name>-<pid>-<nanos> with the given
-// quota over cpuPeriod, and removes it in Cleanup after killing whatever is
-// left in it.
-func newCPUCgroup(t *testing.T, name string, quota int64) *testCgroup {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		missing(t, "root to create a cgroup (euid %d)", os.Geteuid())
-	}
-	mnt, err := cpuV1Mount()
-	if err != nil {
-		missing(t, "cgroup v1 cpu controller: %v", err)
-	}
-	dir := filepath.Join(mnt, fmt.Sprintf("herd-%s-%d-%d", name, os.Getpid(), time.Now().UnixNano()))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		missing(t, "create cgroup %s: %v", dir, err)
-	}
-	cg := &testCgroup{t: t, dir: dir}
-	cg.parentQ, cg.parentP = v1Quota(mnt)
-	t.Cleanup(cg.remove)
-	cg.setQuota(quota)
-	if q, p := v1Quota(dir); q != quota || p != cpuPeriod {
-		t.Fatalf("%s: quota/period read back %d/%d, want %d/%d", dir, q, p, quota, cpuPeriod)
-	}
-	t.Logf("cgroup %s, quota %d/%d", dir, quota, cpuPeriod)
-	return cg
-}
-
-func (cg *testCgroup) setQuota(quota int64) {
-	cg.t.Helper()
-	// Period first: the kernel checks quota/period against the parent.
-	for _, f := range []struct {
-		name string
-		v    int64
-	}{{"cpu.cfs_period_us", cpuPeriod}, {"cpu.cfs_quota_us", quota}} {
-		if err := os.WriteFile(filepath.Join(cg.dir, f.name), []byte(strconv.FormatInt(f.v, 10)), 0); err != nil {
-			cg.t.Fatalf("write %d to %s/%s: %v", f.v, cg.dir, f.name, err)
-		}
-	}
-}
-
-// expect is the worker count CPUS.md gives for quota in this cgroup.
-func (cg *testCgroup) expect(a int, quota int64) int {
-	w := nearestWorkers(a, quota, cpuPeriod)
-	if cg.parentQ > 0 {
-		// min(quota/cpuPeriod, parentQ/parentP), exactly.
-		if cg.parentQ*cpuPeriod < quota*cg.parentP {
-			w = nearestWorkers(a, cg.parentQ, cg.parentP)
-		}
-	}
-	return w
-}
-
-// pids returns the processes in the cgroup.
-func (cg *testCgroup) pids() []int {
-	b, err := os.ReadFile(filepath.Join(cg.dir, "cgroup.procs"))
-	if err != nil {
-		return nil
-	}
-	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		if pid, err := strconv.Atoi(f); err == nil {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-// remove kills what is left in the cgroup and removes it.
-func (cg *testCgroup) remove() {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		for _, pid := range cg.pids() {
-			_ = unix.Kill(pid, unix.SIGKILL)
-		}
-		err := os.Remove(cg.dir)
-		if err == nil || errors.Is(err, os.ErrNotExist) {
-			return
-		}
-		if time.Now().After(deadline) {
-			cg.t.Errorf("cannot remove cgroup %s (left: %v): %v", cg.dir, cg.pids(), err)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// budgetLine is herd's start-up decision: the JSON record whose msg starts
-// with "cpu budget: ", and the key=value pairs of that msg.
-type budgetLine struct {
-	line logLine
-	kv   map[string]string
-}
-
-const budgetPrefix = "cpu budget: "
-
-func isBudget(l logLine) bool { return l.fields != nil && strings.HasPrefix(l.msg(), budgetPrefix) }
-
-func parseBudget(l logLine) budgetLine {
-	kv := map[string]string{}
-	for _, f := range strings.Fields(strings.TrimPrefix(l.msg(), budgetPrefix)) {
-		if k, v, ok := strings.Cut(f, "="); ok {
-			kv[k] = v
-		}
-	}
-	return budgetLine{line: l, kv: kv}
-}
-
-// waitBudget waits (20 s hang guard) for the "cpu budget:" line in buf.
-func waitBudget(t testing.TB, buf *lineBuf) budgetLine {
-	t.Helper()
-	l, _, ok := buf.find(0, 20*time.Second, isBudget)
-	if !ok {
-		t.Fatalf("no log line with msg %q...", budgetPrefix)
-	}
-	b := parseBudget(l)
-	t.Logf("%s", b.line.msg())
-	return b
-}
-
-// checkBudget asserts the decision's workers, source and affinity.
-func checkBudget(t testing.TB, b budgetLine, workers int, source string, a int) {
-	t.Helper()
-	if got := b.kv["workers"]; got != strconv.Itoa(workers) {
-		t.Errorf("cpu budget says workers=%s, want %d: %s", got, workers, b.line.raw)
-	}
-	if got := b.kv["source"]; got != source {
-		t.Errorf("cpu budget says source=%s, want %s: %s", got, source, b.line.raw)
-	}
-	if got := b.kv["affinity"]; got != strconv.Itoa(a) {
-		t.Errorf("cpu budget says affinity=%s, want %d (sched_getaffinity): %s", got, a, b.line.raw)
-	}
-	if lvl := b.line.str("level"); lvl != "INFO" {
-		t.Errorf("cpu budget line at level %s, want INFO", lvl)
-	}
-}
 
 // live is the number of workers running according to herd's log: started
 // minus exited.
-func live(buf *lineBuf) int { return buf.count("worker started") - buf.count("worker exited") }
+func liveWorkers(buf *lineBuf) int { return buf.count("worker started") - buf.count("worker exited") }
 
-// waitLive waits until live(buf) == n, up to guard.
-func waitLive(t testing.TB, buf *lineBuf, n int, guard time.Duration) {
+// waitLiveWorkers waits until liveWorkers(buf) == n, up to guard.
+func waitLiveWorkers(t testing.TB, buf *lineBuf, n int, guard time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(guard)
-	for live(buf) != n {
+	for liveWorkers(buf) != n {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d workers live after %v (started %d, exited %d), want %d",
-				live(buf), guard, buf.count("worker started"), buf.count("worker exited"), n)
+				liveWorkers(buf), guard, buf.count("worker started"), buf.count("worker exited"), n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// workerProcs returns herd's live children (the workers) as the host sees them.
-func workerProcs(herd int) []int {
-	var out []int
-	for _, p := range descendants(herd) {
-		if p.ppid == herd && p.state != 'Z' {
-			out = append(out, p.pid)
-		}
-	}
-	return out
 }
 
 // checkWorkers asserts n live workers both in the log and in /proc, all of
 // them in cg.
-func checkWorkers(t testing.TB, r *herdRun, cg *testCgroup, n int) {
+func checkWorkers(t testing.TB, r *herdRun, cg *cpuCgroup, n int) {
 	t.Helper()
-	if got := live(r.stderr); got != n {
+	if got := liveWorkers(r.stderr); got != n {
 		t.Errorf("log: %d workers live (started %d, exited %d), want %d",
 			got, r.stderr.count("worker started"), r.stderr.count("worker exited"), n)
 	}
@@ -321,11 +72,11 @@ func checkWorkers(t testing.TB, r *herdRun, cg *testCgroup, n int) {
 // after index from0 and returns its index.
 func waitResized(t testing.TB, r *herdRun, from0, from, to int, guard time.Duration) int {
 	t.Helper()
-	l, i, ok := r.stderr.find(from0, guard, func(l logLine) bool {
+	l, i, err := r.stderr.find(from0, guard, func(l logLine) bool {
 		return l.is("workers resized", "from", from, "to", to)
 	})
-	if !ok {
-		t.Fatalf("no \"workers resized\" from=%d to=%d within %v (herd exited: %v)", from, to, guard, r.exited())
+	if err != nil {
+		t.Fatalf("no \"workers resized\" from=%d to=%d: %v", from, to, err)
 	}
 	if l.str("reason") == "" {
 		t.Errorf("workers resized without a reason: %s", l.raw)
@@ -334,51 +85,14 @@ func waitResized(t testing.TB, r *herdRun, from0, from, to int, guard time.Durat
 	return i
 }
 
-// since returns the JSON records with msg at index >= from.
-func since(buf *lineBuf, from int, msg string) []logLine {
-	var out []logLine
-	for i, l := range buf.snapshot() {
-		if i >= from && l.fields != nil && l.msg() == msg {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// echoWorker prints "ready" once its signal handlers are in place, exits 0
-// on SIGTERM and only reports every other signal (SIGHUP included, should
-// herd pass it on).
-func echoWorker() []string { return cmdArgs(helperArgv("sigecho")...) }
-
-// waitReady waits until every worker herd logged as started has printed
-// "ready", so a signal sent now reaches its handler, not its default action.
-func waitReady(t testing.TB, r *herdRun) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ready := 0
-		for _, l := range r.stdout.snapshot() {
-			if l.raw == "ready" {
-				ready++
-			}
-		}
-		started := r.stderr.count("worker started")
-		if ready >= started {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d started workers ready after 20 s", ready, started)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// C8: herd, PID 1 in a cgroup v1 `cpu` cgroup with quota 1.5 CPUs, starts
+// herd, PID 1 in a cgroup v1 `cpu` cgroup with quota 1.5 CPUs, starts
 // round-nearest(min(A, 1.5)) workers; rewriting the quota while it runs
 // resizes the worker set on the periodic re-check (up at once, down after
 // HERD_SCALE_DOWN_CHECKS checks, highest slot first, no restart), and on
 // SIGHUP without waiting for the period.
-func TestC8CgroupQuotaResize(t *testing.T) {
+//
+// Catalogue: C8.
+func TestCPUQuotaChangeResizesWorkers(t *testing.T) {
 	t.Parallel()
 	a := affinity(t)
 	t.Logf("affinity: %d CPUs", a)
@@ -389,7 +103,7 @@ func TestC8CgroupQuotaResize(t *testing.T) {
 		r := start(t, spec{
 			cgroup: cg.dir,
 			env:    []string{"HERD_WORKERS=auto", "HERD_CPU_RECHECK=300ms", "HERD_SCALE_DOWN_CHECKS=2"},
-			args:   echoWorker(),
+			args:   sigechoWorker(),
 		})
 		want := cg.expect(a, 150000)
 		b := waitBudget(t, r.stderr)
@@ -397,8 +111,8 @@ func TestC8CgroupQuotaResize(t *testing.T) {
 		if got := b.kv["dir"]; filepath.Clean(got) != cg.dir {
 			t.Errorf("cpu budget says dir=%s, want %s", got, cg.dir)
 		}
-		if !r.stderr.waitCount("worker started", want, 20*time.Second) {
-			t.Fatalf("%d workers started, want %d", r.stderr.count("worker started"), want)
+		if err := r.stderr.waitCount("worker started", want, 20*time.Second); err != nil {
+			t.Fatalf("%d workers started, want %d: %v", r.stderr.count("worker started"), want, err)
 		}
 		// Several re-check periods with the same quota: nothing changes,
 		// and the decision is logged once, not on every check.
@@ -422,20 +136,20 @@ func TestC8CgroupQuotaResize(t *testing.T) {
 		cur := want
 
 		// 3.5 CPUs: round-nearest(min(A, 3.5)): 4 with 4 or more CPUs,
-		// A below that (affinity caps the budget, CPUS.md T10).
+		// A below that (affinity caps the budget, docs/workers.md T10).
 		mark := len(r.stderr.snapshot())
 		cg.setQuota(350000)
 		want = cg.expect(a, 350000)
 		t.Logf("quota 350000/100000 (3.5), affinity %d: expecting %d workers", a, want)
 		if want != cur {
 			waitResized(t, r, mark, cur, want, 5*time.Second)
-			waitLive(t, r.stderr, want, 10*time.Second)
+			waitLiveWorkers(t, r.stderr, want, 10*time.Second)
 		} else {
 			time.Sleep(1500 * time.Millisecond) // five re-check periods
-			if rs := since(r.stderr, mark, "workers resized"); len(rs) != 0 {
+			if rs := r.logsBetween(mark, -1, "workers resized"); len(rs) != 0 {
 				t.Errorf("resized although min(affinity %d, 3.5) rounds to the current %d: %s", a, cur, rs[0].raw)
 			}
-			if s := since(r.stderr, mark, "worker started"); len(s) != 0 {
+			if s := r.logsBetween(mark, -1, "worker started"); len(s) != 0 {
 				t.Errorf("worker started although affinity caps the budget at %d: %s", a, s[0].raw)
 			}
 		}
@@ -450,8 +164,8 @@ func TestC8CgroupQuotaResize(t *testing.T) {
 			t.Fatalf("test bug: quota 0.5 must give 1 worker, computed %d", want)
 		}
 		i := waitResized(t, r, mark, cur, want, 10*time.Second)
-		waitLive(t, r.stderr, want, 10*time.Second)
-		exits := since(r.stderr, i, "worker exited")
+		waitLiveWorkers(t, r.stderr, want, 10*time.Second)
+		exits := r.logsBetween(i, -1, "worker exited")
 		if len(exits) != cur-want {
 			t.Errorf("%d workers exited after the resize, want %d", len(exits), cur-want)
 		}
@@ -465,7 +179,7 @@ func TestC8CgroupQuotaResize(t *testing.T) {
 			}
 		}
 		time.Sleep(1500 * time.Millisecond) // a stopped surplus worker is not restarted
-		if s := since(r.stderr, mark, "worker started"); len(s) != 0 {
+		if s := r.logsBetween(mark, -1, "worker started"); len(s) != 0 {
 			t.Errorf("worker started after scaling down: %s", s[0].raw)
 		}
 		checkWorkers(t, r, cg, want)
@@ -477,8 +191,8 @@ func TestC8CgroupQuotaResize(t *testing.T) {
 		want = cg.expect(a, 150000)
 		if want != cur {
 			i = waitResized(t, r, mark, cur, want, 5*time.Second)
-			waitLive(t, r.stderr, want, 5*time.Second)
-			started := since(r.stderr, i, "worker started")
+			waitLiveWorkers(t, r.stderr, want, 5*time.Second)
+			started := r.logsBetween(i, -1, "worker started")
 			if len(started) != want-cur {
 				t.Errorf("%d workers started after the resize, want %d", len(started), want-cur)
 			}
@@ -490,7 +204,7 @@ func TestC8CgroupQuotaResize(t *testing.T) {
 		}
 		checkWorkers(t, r, cg, want)
 
-		waitReady(t, r)
+		waitSigechoReady(t, r)
 		r.signal(syscall.SIGTERM)
 		if code := r.exitCode(30 * time.Second); code != 0 {
 			t.Errorf("herd exit code %d after SIGTERM, want 0 (the workers exit 0)", code)
@@ -510,28 +224,28 @@ func TestC8CgroupQuotaResize(t *testing.T) {
 		r := start(t, spec{
 			cgroup: cg.dir,
 			env:    []string{"HERD_WORKERS=auto", "HERD_CPU_RECHECK=1h", "HERD_READY_SIGNAL=started"},
-			args:   echoWorker(),
+			args:   sigechoWorker(),
 		})
 		b := waitBudget(t, r.stderr)
 		checkBudget(t, b, 1, "cgroup-v1", a)
-		if !r.stderr.waitCount("worker started", 1, 20*time.Second) {
-			t.Fatal("no worker started")
+		if err := r.stderr.waitCount("worker started", 1, 20*time.Second); err != nil {
+			t.Fatalf("no worker started: %v", err)
 		}
 		want := cg.expect(a, 150000)
 		if want == 1 {
 			t.Skipf("affinity %d: 1.5 CPUs rounds to 1 worker, so nothing to scale up to", a)
 		}
-		waitReady(t, r)
+		waitSigechoReady(t, r)
 		mark := len(r.stderr.snapshot())
 		cg.setQuota(150000)
 		r.signal(syscall.SIGHUP)
 		waitResized(t, r, mark, 1, want, 5*time.Second)
-		if _, _, ok := r.stderr.find(mark, 20*time.Second, func(l logLine) bool { return l.is("rolling restart done") }); !ok {
-			t.Fatal("SIGHUP: the rolling restart did not finish")
+		if _, _, err := r.stderr.find(mark, hangGuard, func(l logLine) bool { return l.is("rolling restart done") }); err != nil {
+			t.Fatalf("SIGHUP: the rolling restart did not finish: %v", err)
 		}
-		waitLive(t, r.stderr, want, 5*time.Second)
+		waitLiveWorkers(t, r.stderr, want, 5*time.Second)
 		checkWorkers(t, r, cg, want)
-		waitReady(t, r)
+		waitSigechoReady(t, r)
 		r.signal(syscall.SIGTERM)
 		if code := r.exitCode(30 * time.Second); code != 0 {
 			t.Errorf("herd exit code %d after SIGTERM, want 0", code)
@@ -587,11 +301,13 @@ func staticELF(t testing.TB, path string) {
 	}
 }
 
-// P2: herd's static binary alone in an empty, read-only root filesystem, as
+// herd's static binary alone in an empty, read-only root filesystem, as
 // PID 1 of a runc container with a CPU quota of 1.5 CPUs and no cgroup
 // namespace, runs `herd demo` with round-nearest(min(A, 1.5)) workers, and
 // exits 0 on SIGTERM.
-func TestP2RuncContainer(t *testing.T) {
+//
+// Catalogue: P2.
+func TestStaticBinaryInRuncContainer(t *testing.T) {
 	t.Parallel()
 	runc := requireTool(t, "runc")
 	if os.Geteuid() != 0 {
@@ -605,7 +321,12 @@ func TestP2RuncContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(rootfs, "herd")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-o", bin, herdPackage)
+	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)
@@ -694,8 +415,8 @@ func TestP2RuncContainer(t *testing.T) {
 	if src := b.kv["source"]; !strings.HasPrefix(src, "cgroup-") {
 		t.Errorf("cpu budget says source=%s, want the container's cgroup (cgroup-v1 or cgroup-v2): %s", src, b.line.raw)
 	}
-	if !logs.waitCount("worker started", want, 20*time.Second) {
-		t.Fatalf("%d workers started, want %d", logs.count("worker started"), want)
+	if err := logs.waitCount("worker started", want, 20*time.Second); err != nil {
+		t.Fatalf("%d workers started, want %d: %v", logs.count("worker started"), want, err)
 	}
 	if mnt, err := cpuV1Mount(); err == nil {
 		// runc applied the quota to the container's cgroup (else this test shows nothing).
@@ -723,7 +444,7 @@ func TestP2RuncContainer(t *testing.T) {
 	if ws.Signaled() || ws.ExitStatus() != 0 {
 		t.Errorf("runc run: %v, want exit 0 (herd exits 0 when its demo workers do)", cmd.ProcessState)
 	}
-	if l, _, ok := logs.find(0, 0, func(l logLine) bool { return l.is("herd exiting") }); !ok {
+	if l, _, ok := logs.first(0, func(l logLine) bool { return l.is("herd exiting") }); !ok {
 		t.Errorf("no \"herd exiting\" log line")
 	} else if l.str("code") != "0" {
 		t.Errorf("herd exiting with code %s, want 0: %s", l.str("code"), l.raw)

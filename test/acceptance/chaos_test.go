@@ -1,10 +1,10 @@
-package main
+package acceptance
 
-// TestChaos: herd as PID 1 with 3 real Node workers (testdata/node_listen.js,
-// one HTTP server, every connection logged with its client port) under
-// steady load, while the test kills, stops and signals: about 20 s of
-// chaos, once under rr and once under none. What herd must guarantee
-// through all of it:
+// TestChaosFailsOnlyRequestsOfKilledWorkers: herd as PID 1 with 3 real Node
+// workers (testdata/node_listen.js, one HTTP server, every connection logged
+// with its client port) under steady load, while the test kills, stops and
+// signals: about 20 s of chaos, once under rr and once under none. What herd
+// must guarantee through all of it:
 //
 //  1. a request fails only when the test SIGKILLed the worker holding its
 //     connection while the request was in flight (and no more of them than
@@ -72,10 +72,10 @@ type chaosKill struct {
 	at     time.Time    // just before kill(2)
 	held   map[int]bool // client ports of the worker's connections just before the kill
 	how    string       // how held was read
-	failed []lgRecord   // failed requests attributed to this kill
+	failed []loadRecord // failed requests attributed to this kill
 }
 
-// chaosRun is one run of TestChaos.
+// chaosRun is one run of TestChaosFailsOnlyRequestsOfKilledWorkers.
 type chaosRun struct {
 	t      *testing.T
 	r      *herdRun
@@ -98,7 +98,7 @@ type chaosEvent struct {
 	what string
 }
 
-func TestChaos(t *testing.T) {
+func TestChaosFailsOnlyRequestsOfKilledWorkers(t *testing.T) {
 	t.Parallel()
 	requireNS(t)
 	requireTool(t, "node")
@@ -109,16 +109,16 @@ func TestChaos(t *testing.T) {
 }
 
 func testChaos(t *testing.T, policy string) {
-	port := ndFreePort(t, "tcp", "")
+	port := freePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	r := ndStart(t, ndOpts{
+	r := startNode(t, nodeOpts{
 		workers: chaosWorkers,
 		policy:  policy,
 		env:     []string{"HERD_SHUTDOWN_TIMEOUT=" + chaosShutdownTimeout.String()},
-		cfg:     map[string]any{"logConns": true, "servers": []any{ndHTTP(port)}},
+		cfg:     map[string]any{"logConns": true, "servers": []any{httpServer(port)}},
 		trace:   policy == "rr",
 	})
-	ndListening(t, r, chaosWorkers)
+	r.waitListening(chaosWorkers)
 	c := &chaosRun{t: t, r: r, policy: policy, port: port}
 	t.Cleanup(func() {
 		if t.Failed() && !c.logged {
@@ -132,10 +132,10 @@ func testChaos(t *testing.T, policy string) {
 	// starts), so that new connections keep arriving between them. About
 	// 300 requests a second: enough for every kill to find some in flight,
 	// little enough for two CPUs shared with the rest of the package.
-	slow := lcLoad(t, lgConfig{Addr: addr, Path: "/slow?ms=40", Clients: 6, Timeout: chaosClientTimeout, WorkerHeader: "-"})
-	fast := lcLoad(t, lgConfig{Addr: addr, Path: "/", Clients: 2, Interval: 10 * time.Millisecond, Timeout: chaosClientTimeout, WorkerHeader: "-"})
+	slow := startLoad(t, loadConfig{Addr: addr, Path: "/slow?ms=40", Clients: 6, Timeout: chaosClientTimeout, WorkerHeader: "-"})
+	fast := startLoad(t, loadConfig{Addr: addr, Path: "/", Clients: 2, Interval: 10 * time.Millisecond, Timeout: chaosClientTimeout, WorkerHeader: "-"})
 	c.t0 = time.Now()
-	at := func(d time.Duration) { lcSleepUntil(t, r, c.t0.Add(d)) }
+	at := func(d time.Duration) { r.sleepUntil(c.t0.Add(d)) }
 
 	// Three kills, 2 s apart: slot 0, slot 1, then slot 0 again (the
 	// replacement, which has served for about 3 s; its restart waits the
@@ -157,36 +157,36 @@ func testChaos(t *testing.T, policy string) {
 	at(7500 * time.Millisecond)
 	c.note("SIGHUP")
 	r.signal(syscall.SIGHUP)
-	lcSleepUntil(t, r, c.stopAt.Add(chaosStopFor))
+	r.sleepUntil(c.stopAt.Add(chaosStopFor))
 	c.cont()
-	end, _, ok := r.stderr.find(rollMark, 30*time.Second, func(l logLine) bool {
+	end, _, err := r.stderr.find(rollMark, 30*time.Second, func(l logLine) bool {
 		return l.is("rolling restart done") || l.is("rolling restart abandoned; the remaining workers keep running")
 	})
-	if !ok {
-		t.Fatalf("the rolling restart did not end within 30 s (herd exited: %v)", r.exited())
+	if err != nil {
+		t.Fatalf("the rolling restart did not end: %v", err)
 	}
 	if end.is("rolling restart abandoned; the remaining workers keep running") {
 		t.Errorf("rolling restart abandoned: %s", end.raw)
 	}
 
 	// One worker more, then one less.
-	lcSleepUntil(t, r, chaosLater(c.t0.Add(13*time.Second), time.Now().Add(time.Second)))
+	r.sleepUntil(chaosLater(c.t0.Add(13*time.Second), time.Now().Add(time.Second)))
 	mark := len(r.stderr.snapshot())
 	c.note("SIGTTIN")
 	r.signal(syscall.SIGTTIN)
-	lcFind(t, r, mark, 20*time.Second, "workers resized", "from", chaosWorkers, "to", chaosWorkers+1, "reason", "SIGTTIN")
-	lcFind(t, r, mark, 20*time.Second, "worker listening", "index", chaosWorkers)
-	lcSleepUntil(t, r, chaosLater(c.t0.Add(15*time.Second), time.Now().Add(time.Second)))
+	r.waitLogAfter(mark, hangGuard, "workers resized", "from", chaosWorkers, "to", chaosWorkers+1, "reason", "SIGTTIN")
+	r.waitLogAfter(mark, hangGuard, "worker listening", "index", chaosWorkers)
+	r.sleepUntil(chaosLater(c.t0.Add(15*time.Second), time.Now().Add(time.Second)))
 	mark = len(r.stderr.snapshot())
 	c.note("SIGTTOU")
 	r.signal(syscall.SIGTTOU)
-	lcFind(t, r, mark, 20*time.Second, "workers resized", "from", chaosWorkers+1, "to", chaosWorkers, "reason", "SIGTTOU")
-	removed, _ := lcFind(t, r, mark, 20*time.Second, "worker stopping", "reason", "SIGTTOU")
-	lcFind(t, r, mark, 20*time.Second, "worker exited", "pid", removed.str("pid"))
+	r.waitLogAfter(mark, hangGuard, "workers resized", "from", chaosWorkers+1, "to", chaosWorkers, "reason", "SIGTTOU")
+	removed, _ := r.waitLogAfter(mark, hangGuard, "worker stopping", "reason", "SIGTTOU")
+	r.waitLogAfter(mark, hangGuard, "worker exited", "pid", removed.str("pid"))
 
 	// (3) and (5), just before SIGTERM: 4 s after the last resize and 15 s
 	// after the last kill, well past any restart delay of slots killed once.
-	lcSleepUntil(t, r, chaosLater(c.t0.Add(20*time.Second), time.Now().Add(4*time.Second)))
+	r.sleepUntil(chaosLater(c.t0.Add(20*time.Second), time.Now().Add(4*time.Second)))
 	live := chaosLive(r)
 	hostPids := c.checkBeforeStop(live)
 
@@ -198,7 +198,7 @@ func testChaos(t *testing.T, policy string) {
 	exitAt := time.Now()
 	c.note(fmt.Sprintf("herd exited %d", code))
 	time.Sleep(100 * time.Millisecond) // a few requests after herd has gone
-	res := lgMerge(slow.Stop(), fast.Stop())
+	res := mergeLoads(slow.Stop(), fast.Stop())
 
 	t.Logf("timeline (ms from the start of the load; herd's lines about workers):\n%s", c.timeline())
 	c.logged = true
@@ -256,7 +256,7 @@ func chaosLater(a, b time.Time) time.Time {
 }
 
 func (c *chaosRun) ms(at time.Time) string {
-	return fmt.Sprintf("%+7.0f", lgMs(at.Sub(c.t0)))
+	return fmt.Sprintf("%+7.0f", ms(at.Sub(c.t0)))
 }
 
 func (c *chaosRun) note(what string) { c.noteAt(time.Now(), what) }
@@ -280,7 +280,7 @@ func (c *chaosRun) timeline() string {
 					kv = append(kv, k+"="+v)
 				}
 			}
-			evs = append(evs, chaosEvent{chaosLogTime(l), "herd: " + l.msg() + " " + strings.Join(kv, " ")})
+			evs = append(evs, chaosEvent{l.time(), "herd: " + l.msg() + " " + strings.Join(kv, " ")})
 		}
 	}
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at.Before(evs[j].at) })
@@ -344,14 +344,14 @@ func (c *chaosRun) kill(index int) {
 	t := c.t
 	t.Helper()
 	pid, slot := c.pick(index)
-	host := ndHostPID(t, c.r, pid)
+	host := c.r.hostPID(pid)
 	k := &chaosKill{n: len(c.kills) + 1, pid: pid, host: host, index: slot}
 	if c.policy == "none" {
 		if err := unix.Kill(host, unix.SIGSTOP); err != nil {
 			t.Fatalf("kill(%d, SIGSTOP): %v", host, err)
 		}
-		if !chaosWaitStopped(host, 5*time.Second) {
-			t.Fatalf("worker %d (host pid %d) did not stop within 5 s of SIGSTOP", pid, host)
+		if err := waitStopped(host, 5*time.Second); err != nil {
+			t.Fatalf("worker %d (host pid %d) did not stop within 5 s of SIGSTOP: %v", pid, host, err)
 		}
 	}
 	held, how, err := chaosHeld(host, c.port)
@@ -369,34 +369,7 @@ func (c *chaosRun) kill(index int) {
 		stopped = "stopped, then "
 	}
 	c.noteAt(k.at, fmt.Sprintf("%sSIGKILL worker %d (slot %d), holding %d connections %v", stopped, pid, slot, len(held), chaosPorts(held)))
-	lcFind(t, c.r, 0, 20*time.Second, "worker exited", "pid", pid)
-}
-
-// chaosWaitStopped waits until every thread of pid is stopped (state T).
-func chaosWaitStopped(pid int, guard time.Duration) bool {
-	deadline := time.Now().Add(guard)
-	for {
-		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		if err != nil {
-			return false
-		}
-		all := len(ents) > 0
-		for _, e := range ents {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, e.Name()))
-			s := string(b)
-			if i := strings.LastIndexByte(s, ')'); err != nil || i < 0 || i+2 >= len(s) || s[i+2] != 'T' {
-				all = false
-				break
-			}
-		}
-		if all {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
+	c.r.waitLogAfter(0, hangGuard, "worker exited", "pid", pid)
 }
 
 // stop sends SIGSTOP to a live worker (slot 0's if it has one).
@@ -404,7 +377,7 @@ func (c *chaosRun) stop() {
 	t := c.t
 	t.Helper()
 	pid, slot := c.pick(0)
-	host := ndHostPID(t, c.r, pid)
+	host := c.r.hostPID(pid)
 	c.stopAt = time.Now()
 	if err := unix.Kill(host, unix.SIGSTOP); err != nil {
 		t.Fatalf("kill(%d, SIGSTOP): %v", host, err)
@@ -432,7 +405,7 @@ func (c *chaosRun) cont() {
 // the kill, which the worker's own connection log covers).
 func chaosHeld(pid, port int) (map[int]bool, string, error) {
 	held := map[int]bool{}
-	socks := ndSocketInodes(pid)
+	socks := socketInodes(pid)
 	pfd, err := unix.PidfdOpen(pid, 0)
 	if err == nil {
 		defer unix.Close(pfd)
@@ -529,7 +502,7 @@ func (c *chaosRun) checkBeforeStop(live map[int]int) []int {
 			len(live), live, chaosWorkers, chaosWorkers-1)
 	}
 	if rs := c.r.logs("workers resized"); len(rs) == 0 || rs[len(rs)-1].str("to") != strconv.Itoa(chaosWorkers) {
-		t.Errorf("(3) the last resize is not to %d workers: %v", chaosWorkers, lcRaw(rs))
+		t.Errorf("(3) the last resize is not to %d workers: %v", chaosWorkers, rawLines(rs))
 	}
 	// A process that exited this instant may show as a zombie until herd's
 	// reaper runs: look again for a second before calling it one.
@@ -571,7 +544,7 @@ func chaosConns(r *herdRun) map[int][]chaosConn {
 		p, _ := l.num("pid")
 		slots[p], _ = l.num("index")
 	}
-	for _, e := range ndEvents(r) {
+	for _, e := range events(r) {
 		port := 0
 		switch {
 		case e.Ev == "app" && e.What == "conn":
@@ -593,7 +566,7 @@ func chaosConns(r *herdRun) map[int][]chaosConn {
 
 // during returns the logged connections of port within rec's lifetime
 // (the workers' clock has milliseconds).
-func during(conns map[int][]chaosConn, rec lgRecord) []chaosConn {
+func during(conns map[int][]chaosConn, rec loadRecord) []chaosConn {
 	var out []chaosConn
 	for _, cn := range conns[rec.LPort] {
 		if !cn.at.Before(rec.Start.Truncate(time.Millisecond)) && !cn.at.After(rec.End.Add(time.Millisecond)) {
@@ -605,7 +578,7 @@ func during(conns map[int][]chaosConn, rec lgRecord) []chaosConn {
 
 // attribute returns the kill that took rec down: rec was in flight at the
 // kill, and its connection was the killed worker's.
-func (c *chaosRun) attribute(rec lgRecord, conns []chaosConn) *chaosKill {
+func (c *chaosRun) attribute(rec loadRecord, conns []chaosConn) *chaosKill {
 	if rec.LPort == 0 {
 		return nil
 	}
@@ -633,7 +606,7 @@ func (c *chaosRun) killFailures() int {
 	return n
 }
 
-func chaosMaxLatency(res *lgResult) time.Duration {
+func chaosMaxLatency(res *loadResult) time.Duration {
 	var m time.Duration
 	for _, rec := range res.Records {
 		m = max(m, rec.End.Sub(rec.Start))
@@ -642,14 +615,14 @@ func chaosMaxLatency(res *lgResult) time.Duration {
 }
 
 // checkRequests checks (1) and (2).
-func (c *chaosRun) checkRequests(res *lgResult, sigAt, exitAt time.Time) {
+func (c *chaosRun) checkRequests(res *loadResult, sigAt, exitAt time.Time) {
 	t := c.t
 	t.Helper()
 	conns := chaosConns(c.r)
 	if res.OK == 0 {
 		t.Fatalf("no request succeeded: %s", res)
 	}
-	var refusedAfter, queuedAfter, unexplained, slow, rehanded []lgRecord
+	var refusedAfter, queuedAfter, unexplained, slow, rehanded []loadRecord
 	for _, rec := range res.Records {
 		cs := during(conns, rec)
 		if rec.End.Sub(rec.Start) > chaosLatency {
@@ -658,16 +631,16 @@ func (c *chaosRun) checkRequests(res *lgResult, sigAt, exitAt time.Time) {
 		if len(chaosPidsOf(cs)) > 1 {
 			rehanded = append(rehanded, rec)
 		}
-		if rec.Kind == lgOK {
+		if rec.Kind == loadOK {
 			continue
 		}
 		after := !rec.Start.Before(sigAt)
 		switch k := c.attribute(rec, cs); {
 		case k != nil:
 			k.failed = append(k.failed, rec)
-		case after && rec.Kind == lgRefused:
+		case after && rec.Kind == loadRefused:
 			refusedAfter = append(refusedAfter, rec)
-		case after && c.policy == "none" && rec.Kind == lgReset && len(cs) == 0:
+		case after && c.policy == "none" && rec.Kind == loadReset && len(cs) == 0:
 			queuedAfter = append(queuedAfter, rec)
 		default:
 			unexplained = append(unexplained, rec)
@@ -676,13 +649,13 @@ func (c *chaosRun) checkRequests(res *lgResult, sigAt, exitAt time.Time) {
 
 	before := res.StartedBefore(sigAt)
 	t.Logf("requests started before SIGTERM: %s", before)
-	t.Logf("requests started after SIGTERM (herd exited %.0f ms after it): %s", lgMs(exitAt.Sub(sigAt)), res.StartedFrom(sigAt))
+	t.Logf("requests started after SIGTERM (herd exited %.0f ms after it): %s", ms(exitAt.Sub(sigAt)), res.StartedFrom(sigAt))
 	for _, k := range c.kills {
-		var inflight, survived []lgRecord
+		var inflight, survived []loadRecord
 		for _, rec := range res.Records {
 			if rec.LPort != 0 && rec.Start.Before(k.at) && !rec.End.Before(k.at) && k.held[rec.LPort] {
 				inflight = append(inflight, rec)
-				if rec.Kind == lgOK {
+				if rec.Kind == loadOK {
 					survived = append(survived, rec)
 				}
 			}
@@ -748,7 +721,7 @@ func chaosPidsOf(cs []chaosConn) map[int]bool {
 }
 
 // describeAll describes up to 10 records, each with its context.
-func (c *chaosRun) describeAll(recs []lgRecord, conns map[int][]chaosConn) string {
+func (c *chaosRun) describeAll(recs []loadRecord, conns map[int][]chaosConn) string {
 	var b strings.Builder
 	for i, rec := range recs {
 		if i == 10 {
@@ -764,7 +737,7 @@ func (c *chaosRun) describeAll(recs []lgRecord, conns map[int][]chaosConn) strin
 }
 
 // describe is one line about rec: when, how it ended, who had it.
-func (c *chaosRun) describe(rec lgRecord, conns map[int][]chaosConn) string {
+func (c *chaosRun) describe(rec loadRecord, conns map[int][]chaosConn) string {
 	var who []string
 	for _, cn := range during(conns, rec) {
 		s := fmt.Sprintf("worker %d (slot %d) got it at %s", cn.pid, cn.index, c.ms(cn.at))
@@ -774,7 +747,7 @@ func (c *chaosRun) describe(rec lgRecord, conns map[int][]chaosConn) string {
 			}
 		}
 		if l, ok := c.exitOf(cn.pid); ok {
-			s += fmt.Sprintf(", exited at %s code %s", c.ms(chaosLogTime(l)), l.str("code"))
+			s += fmt.Sprintf(", exited at %s code %s", c.ms(l.time()), l.str("code"))
 		}
 		who = append(who, s)
 	}
@@ -782,7 +755,7 @@ func (c *chaosRun) describe(rec lgRecord, conns map[int][]chaosConn) string {
 		who = append(who, "no worker logged its connection")
 	}
 	outcome := string(rec.Kind)
-	if rec.Kind == lgOK {
+	if rec.Kind == loadOK {
 		outcome = "answered by " + rec.Worker
 	} else {
 		outcome += " at " + rec.Stage + ": " + rec.Err
@@ -801,21 +774,16 @@ func (c *chaosRun) exitOf(pid int) (logLine, bool) {
 	return logLine{}, false
 }
 
-func chaosLogTime(l logLine) time.Time {
-	ts, _ := time.Parse(time.RFC3339Nano, l.str("time"))
-	return ts
-}
-
 // herdAround returns herd's log lines from 300 ms before rec started to
 // 300 ms after it ended (at most 20), as "time-from-t0 msg fields".
-func (c *chaosRun) herdAround(rec lgRecord) []string {
+func (c *chaosRun) herdAround(rec loadRecord) []string {
 	from, to := rec.Start.Add(-300*time.Millisecond), rec.End.Add(300*time.Millisecond)
 	var out []string
 	for _, l := range c.r.stderr.snapshot() {
 		if l.fields == nil {
 			continue
 		}
-		at := chaosLogTime(l)
+		at := l.time()
 		if at.Before(from) || at.After(to) {
 			continue
 		}
