@@ -10,7 +10,7 @@ import (
 // inherited lists variables a worker gets only from herd: values herd's
 // own parent passed would name the wrong process or socket.
 var inherited = map[string]bool{
-	"HERD_WORKER_ID": true, "HERD_WORKER_INDEX": true, "HERD_WORKERS": true, "HERD_WORKER_CPUS": true,
+	"HERD_WORKER_ID": true, "HERD_WORKER_INDEX": true, "HERD_WORKERS": true, "HERD_WORKER_CPUS": true, "HERD_WORKER_MEMORY": true,
 	"LISTEN_FDS": true, "LISTEN_PID": true, "LISTEN_FDNAMES": true, "PORT": true,
 	"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true, launchStatusVar: true,
 }
@@ -23,6 +23,9 @@ func (s *Supervisor) workerEnv(id int, sl *slot) []string {
 		share = &f
 	}
 	env := workerEnv(s.cfg.Env, id, sl.index, s.desired(), share)
+	if s.cfg.Hints && s.cfg.Memory.Limit > 0 {
+		env = memoryHints(env, s.cfg.Memory.Limit/int64(max(s.desired(), 1)))
+	}
 	if socks := s.sockets(sl); len(socks) > 0 {
 		names := make([]string, len(socks))
 		for i, l := range socks {
@@ -95,4 +98,50 @@ func workerEnv(base []string, id, index, workers int, share *cpus.Fraction) []st
 		env = append(env, "UV_THREADPOOL_SIZE="+strconv.FormatUint(max(threads, 2), 10))
 	}
 	return env
+}
+
+// Node's heap, measured with Node 20: heap_size_limit is the old space
+// (--max-old-space-size) plus youngGeneration, three 16 MiB semi-spaces.
+const (
+	mib             = 1 << 20
+	youngGeneration = 48 * mib
+	minOldSpace     = 32 * mib
+)
+
+// memoryHints adds, to a worker's env, its share of the memory budget
+// (HERD_WORKER_MEMORY, bytes) and, unless the environment sets them
+// already, limits that keep the runtimes inside it:
+//
+//   - Node: --max-old-space-size appended to NODE_OPTIONS, three quarters
+//     of the share less the young generation (at least 32 MiB), so that
+//     the heap and what is not heap (code, buffers, the young generation)
+//     fit: a 128 MiB share gives a 48 MiB old space, a 96 MiB heap limit;
+//   - Go: GOMEMLIMIT, nine tenths of the share (the runtime's own memory
+//     is small beside the heap).
+func memoryHints(env []string, share int64) []string {
+	old := max(share*3/4-youngGeneration, minOldSpace) / mib
+	nodeOpts, hasGo := -1, false
+	for i, kv := range env {
+		switch k, v, _ := strings.Cut(kv, "="); k {
+		case "NODE_OPTIONS":
+			nodeOpts = i
+			if strings.Contains(v, "--max-old-space-size") || strings.Contains(v, "--max_old_space_size") {
+				nodeOpts = -2 // the user's own: left alone
+			}
+		case "GOMEMLIMIT":
+			hasGo = true
+		}
+	}
+	flag := "--max-old-space-size=" + strconv.FormatInt(old, 10)
+	switch nodeOpts {
+	case -1:
+		env = append(env, "NODE_OPTIONS="+flag)
+	case -2:
+	default:
+		env[nodeOpts] = strings.TrimRight(env[nodeOpts], " ") + " " + flag
+	}
+	if !hasGo {
+		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(share*9/10/mib, 10)+"MiB")
+	}
+	return append(env, "HERD_WORKER_MEMORY="+strconv.FormatInt(share, 10))
 }

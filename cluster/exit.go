@@ -3,13 +3,15 @@ package cluster
 import (
 	"time"
 
+	"github.com/herd-sh/herd/reaper"
+
 	"golang.org/x/sys/unix"
 )
 
 // exited handles the end of a worker.
 func (s *Supervisor) exited(ev exitEvent) {
 	w, sl := ev.w, ev.w.slot
-	s.noteExit(w, ev.st)
+	s.noteExit(w, ev.st, s.oomKilled(w, ev.st))
 	code := ev.st.Code()
 	uptime := time.Since(w.start)
 	if w.state == StateListening {
@@ -173,4 +175,22 @@ func (s *Supervisor) fail(code int) {
 	if s.failure == nil {
 		s.failure = &code
 	}
+}
+
+// oomKilled reports whether the kernel's OOM killer ended w: a SIGKILL
+// herd did not send, while the count of OOM kills in the container's
+// cgroup rose. Each kill counted accounts for one worker.
+func (s *Supervisor) oomKilled(w *worker, st reaper.Status) bool {
+	m := s.cfg.Memory
+	if m.Dir == "" || w.killed || !st.Wait.Signaled() || st.Wait.Signal() != unix.SIGKILL {
+		return false
+	}
+	n, ok := s.procs.oomKills(m.Dir, m.Version)
+	if !ok || n <= s.oomSeen {
+		return false
+	}
+	s.oomSeen++
+	s.log.Warn("worker killed by the kernel's OOM killer", "id", w.id, "index", w.slot.index, "pid", w.pid,
+		"memory", w.memory, "working_set", s.workingSet, "limit", m.Limit)
+	return true
 }

@@ -41,10 +41,14 @@ type fakeProcs struct {
 	byPid  map[int]*fakeProc
 	order  []*fakeProc
 	ignore map[unix.Signal]bool
+	// memory: each process's size, the working set, the OOM kills
+	mem  map[int]int64
+	ws   int64
+	ooms uint64
 }
 
 func newFakeProcs() *fakeProcs {
-	return &fakeProcs{next: 100, byPid: map[int]*fakeProc{}, ignore: map[unix.Signal]bool{}}
+	return &fakeProcs{next: 100, byPid: map[int]*fakeProc{}, ignore: map[unix.Signal]bool{}, mem: map[int]int64{}}
 }
 
 func (f *fakeProcs) start(path string, argv []string, attr *syscall.ProcAttr, exited func(reaper.Status)) (int, error) {
@@ -74,8 +78,40 @@ func (f *fakeProcs) kill(pid int, sig unix.Signal) error {
 }
 
 func (f *fakeProcs) descendants(bool) ([]initproc.Proc, bool) { return nil, true }
-func (f *fakeProcs) childrenLeft() bool                       { return false }
-func (f *fakeProcs) reap()                                    {}
+
+func (f *fakeProcs) sizes(pids []int) map[int]int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[int]int64{}
+	for _, pid := range pids {
+		if n, ok := f.mem[pid]; ok {
+			out[pid] = n
+		}
+	}
+	return out
+}
+
+func (f *fakeProcs) workingSet(string, int) (int64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ws, true
+}
+
+func (f *fakeProcs) oomKills(string, int) (uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ooms, true
+}
+
+// setMemory sets pid's size and the working set.
+func (f *fakeProcs) setMemory(pid int, size, ws int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mem[pid] = size
+	f.ws = ws
+}
+func (f *fakeProcs) childrenLeft() bool { return false }
+func (f *fakeProcs) reap()              {}
 
 // end makes pid exit with status ws (exit code n is WaitStatus(n<<8)).
 func (f *fakeProcs) end(pid int, ws unix.WaitStatus) {

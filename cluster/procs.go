@@ -30,6 +30,16 @@ type procs interface {
 	// reap asks for them to be reaped now.
 	childrenLeft() bool
 	reap()
+	// sizes returns the memory of each worker's process group (the worker
+	// and every process in its group), by worker pid; a worker whose
+	// memory cannot be read is left out.
+	sizes(pids []int) map[int]int64
+	// workingSet returns the working set of the cgroup dir (version 1 or
+	// 2): its usage less inactive file pages, as the kubelet counts it.
+	workingSet(dir string, version int) (int64, bool)
+	// oomKills returns how many processes the kernel's OOM killer has
+	// ended in the cgroup dir.
+	oomKills(dir string, version int) (uint64, bool)
 }
 
 // kernel is procs for real: processes started through the reaper, which

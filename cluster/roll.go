@@ -14,6 +14,17 @@ type rolling struct {
 	old   *worker // the worker being stopped
 	next  *worker // the replacement being waited for
 	start time.Time
+	// reason is why: "" for a rolling restart (SIGHUP), a recycle reason
+	// when one worker is replaced for its memory or requests.
+	reason string
+}
+
+// why is the reason the old workers are stopped for.
+func (r *rolling) why() string {
+	if r.reason == "" {
+		return "rolling restart"
+	}
+	return r.reason
 }
 
 // drop removes sl from the restart (a scale-down removed it).
@@ -61,7 +72,11 @@ func (s *Supervisor) rollStep() {
 		})
 		return
 	}
-	s.log.Info("rolling restart done", "took", time.Since(r.start).Round(time.Millisecond).String())
+	if r.reason == "" {
+		s.log.Info("rolling restart done", "took", time.Since(r.start).Round(time.Millisecond).String())
+	} else {
+		s.log.Info("worker replaced", "reason", r.reason, "took", time.Since(r.start).Round(time.Millisecond).String())
+	}
 	s.roll = nil
 }
 
@@ -80,7 +95,7 @@ func (s *Supervisor) rollReady(w *worker) {
 		return
 	}
 	r.old = old
-	s.retire(old, "rolling restart")
+	s.retire(old, r.why())
 }
 
 // rollOldExited continues the restart once the replaced worker has gone.
@@ -95,7 +110,7 @@ func (s *Supervisor) rollFailed(w *worker, why string) {
 	if s.roll == nil {
 		return
 	}
-	s.log.Error("rolling restart abandoned; the remaining workers keep running", "reason", why)
+	s.log.Error(s.roll.why()+" abandoned; the remaining workers keep running", "reason", why)
 	if w != nil && s.workers[w.pid] == w {
 		w.slot.next = nil
 		s.retire(w, "rolling restart abandoned")

@@ -236,6 +236,7 @@ func (s *Supervisor) kill() {
 	}
 	n := 0
 	s.eachWorker(func(w *worker) {
+		w.killed = true
 		if s.procs.kill(-w.pid, unix.SIGKILL) == nil {
 			n++
 		}

@@ -58,6 +58,9 @@ func (s *Supervisor) eachWorker(f func(*worker)) {
 // signalGroup sends sig to the process group led by pgid. ESRCH (the group
 // is gone and its leader reaped a moment ago) is not an error.
 func (s *Supervisor) signalGroup(pgid int, sig unix.Signal) {
+	if w := s.workers[pgid]; w != nil && sig == unix.SIGKILL {
+		w.killed = true // not the OOM killer's
+	}
 	if err := s.procs.kill(-pgid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
 		s.log.Warn("signal to worker group failed", "pgid", pgid, "signal", initproc.SignalName(sig), "err", err)
 	}

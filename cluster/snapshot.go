@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -38,6 +39,22 @@ type WorkerInfo struct {
 	Listening time.Time `json:"listening,omitzero"`
 	// Status is the last STATUS= the worker sent over sd_notify.
 	Status string `json:"status,omitempty"`
+	// Memory is its process group's memory at the last reading (PSS,
+	// bytes); 0 before the first.
+	Memory int64 `json:"memory,omitempty"`
+}
+
+// MemoryInfo is the container's memory as herd last read it.
+type MemoryInfo struct {
+	// Limit is the memory budget, 0 when none is known; Source says where
+	// it came from (cgroup-v1, cgroup-v2, limit, none).
+	Limit  int64  `json:"limit"`
+	Source string `json:"source"`
+	// WorkingSet is the limiting cgroup's usage less inactive file pages.
+	WorkingSet int64 `json:"working_set"`
+	// High and Critical are the watermarks, 0 when off.
+	High     int64 `json:"high"`
+	Critical int64 `json:"critical"`
 }
 
 // SlotInfo is one worker slot: a place for one worker, kept across its
@@ -69,10 +86,17 @@ type Exit struct {
 	// Signal names the signal that killed the worker ("SIGKILL"); empty
 	// when it exited on its own.
 	Signal string `json:"signal,omitempty"`
+	// OOM is set when the kernel's OOM killer ended it.
+	OOM bool `json:"oom,omitempty"`
+	// Memory is its size at the last reading before it ended, bytes.
+	Memory int64 `json:"memory,omitempty"`
 }
 
 // String is "exit 3" or "signal SIGKILL".
 func (e *Exit) String() string {
+	if e.OOM {
+		return "killed by the OOM killer at " + Bytes(e.Memory)
+	}
 	if e.Signal != "" {
 		return "signal " + e.Signal
 	}
@@ -84,6 +108,7 @@ const (
 	ExitSuccess = "success" // exit status 0
 	ExitFailure = "failure" // a non-zero exit status
 	ExitSignal  = "signal"  // killed by a signal
+	ExitOOM     = "oom"     // killed by the kernel's OOM killer
 )
 
 // ExitCounts counts worker exits by reason since herd started.
@@ -91,10 +116,11 @@ type ExitCounts struct {
 	Success uint64 `json:"success"`
 	Failure uint64 `json:"failure"`
 	Signal  uint64 `json:"signal"`
+	OOM     uint64 `json:"oom"`
 }
 
 // Total is the number of exits of every reason.
-func (c ExitCounts) Total() uint64 { return c.Success + c.Failure + c.Signal }
+func (c ExitCounts) Total() uint64 { return c.Success + c.Failure + c.Signal + c.OOM }
 
 // CPUInfo is the CPU budget the worker count follows (cluster/cpus).
 type CPUInfo struct {
@@ -140,6 +166,11 @@ type Snapshot struct {
 	Restarts int `json:"restarts"`
 	// Exits counts worker exits by reason.
 	Exits ExitCounts `json:"exits"`
+	// Recycles counts workers replaced for their memory or requests, by
+	// reason (RecycleReasons).
+	Recycles map[string]uint64 `json:"recycles"`
+	// Memory is the container's memory.
+	Memory MemoryInfo `json:"memory"`
 	// StartedUp is set once every worker of the first cohort has been
 	// listening at least once.
 	StartedUp bool `json:"started_up"`
@@ -183,8 +214,13 @@ func (s *Snapshot) Listening() int {
 // exit (at most maxSlots of them). herd's termination message carries it.
 func (s *Snapshot) Summary(maxSlots int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "workers: %d desired, %d started, %d restarts after failure; exits: %d with code 0, %d non-zero, %d by signal\n",
+	fmt.Fprintf(&b, "workers: %d desired, %d started, %d restarts after failure; exits: %d with code 0, %d non-zero, %d by signal",
 		s.Desired, s.Started, s.Restarts, s.Exits.Success, s.Exits.Failure, s.Exits.Signal)
+	if s.Exits.OOM > 0 {
+		fmt.Fprintf(&b, ", %d by the OOM killer", s.Exits.OOM)
+	}
+	b.WriteString("\n")
+	b.WriteString(s.memorySummary())
 	var last []string
 	shown := 0
 	for _, sl := range s.Slots {
@@ -229,9 +265,12 @@ func (s *Supervisor) publish() {
 			s.lastListening = snap.Time
 		}
 		snap.Workers = append(snap.Workers, WorkerInfo{ID: w.id, Index: w.slot.index, Pid: w.pid, State: w.state,
-			Started: w.start, Listening: w.listening, Status: w.status})
+			Started: w.start, Listening: w.listening, Status: w.status, Memory: w.memory})
 	})
 	snap.LastListening = s.lastListening
+	snap.Recycles = maps.Clone(s.recycles)
+	m := s.cfg.Memory
+	snap.Memory = MemoryInfo{Limit: m.Limit, Source: m.Source, WorkingSet: s.workingSet, High: m.High, Critical: m.Critical}
 	for _, sl := range s.slots {
 		info := SlotInfo{Index: sl.index, Restarts: sl.restarts, Failing: sl.unstable > 0, CrashLoop: sl.capped, LastExit: sl.lastExit}
 		if sl.timer != nil {
@@ -248,9 +287,12 @@ func (s *Supervisor) publish() {
 
 // noteExit records how w ended, for the Snapshot. The loop calls it for
 // every worker exit, whatever follows.
-func (s *Supervisor) noteExit(w *worker, st reaper.Status) {
-	e := &Exit{Time: time.Now(), ID: w.id, Pid: w.pid, Code: st.Code()}
+func (s *Supervisor) noteExit(w *worker, st reaper.Status, oom bool) {
+	e := &Exit{Time: time.Now(), ID: w.id, Pid: w.pid, Code: st.Code(), Memory: w.memory}
 	switch {
+	case oom:
+		e.Signal, e.OOM = "SIGKILL", true
+		s.exitCounts.OOM++
 	case st.Wait.Signaled():
 		e.Signal = "SIG" + initproc.SignalName(st.Wait.Signal())
 		s.exitCounts.Signal++
@@ -300,3 +342,28 @@ func (s *Supervisor) readQueues() []ListenerInfo {
 // Handoffs returns the hand-off's totals so far (rr); any goroutine may
 // call it.
 func (s *Supervisor) Handoffs() handoff.Stats { return s.hand.Stats() }
+
+// memorySummary is the Summary's memory line: the limit, the working set,
+// and the recycles by reason; empty when herd knew no limit and recycled
+// nothing.
+func (s *Snapshot) memorySummary() string {
+	var recycled []string
+	for _, r := range RecycleReasons {
+		if n := s.Recycles[r]; n > 0 {
+			recycled = append(recycled, fmt.Sprintf("%d %s", n, r))
+		}
+	}
+	if s.Memory.Limit == 0 && len(recycled) == 0 {
+		return ""
+	}
+	line := "memory: "
+	if s.Memory.Limit > 0 {
+		line += fmt.Sprintf("limit %s (%s), working set %s at exit", Bytes(s.Memory.Limit), s.Memory.Source, Bytes(s.Memory.WorkingSet))
+	} else {
+		line += "no limit"
+	}
+	if len(recycled) > 0 {
+		line += "; recycled: " + strings.Join(recycled, ", ")
+	}
+	return line + "\n"
+}

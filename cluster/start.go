@@ -156,6 +156,8 @@ func (s *Supervisor) register(sl *slot, w *worker, next bool, pid int) {
 		if err := s.watchChannel(w); err != nil {
 			s.log.Error("cannot read the worker's channel", "id", w.id, "err", err)
 			s.detachChannel(w, false)
+		} else if w.requests = s.requestLimit(); w.requests > 0 {
+			s.hand.Limit(w.hw, w.requests, s.nudgeLoop)
 		}
 	}
 	s.afterStart(w)
@@ -209,4 +211,13 @@ func unwrapStart(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// nudgeLoop tells the loop, without waiting, that a worker has taken its
+// share of connections.
+func (s *Supervisor) nudgeLoop() {
+	select {
+	case s.nudge <- struct{}{}:
+	default:
+	}
 }

@@ -27,6 +27,9 @@ type Config struct {
 	Env  []string // environment every worker starts from
 	Dir  string   // working directory of every worker
 
+	// Memory is the memory budget and what to do about it.
+	Memory Memory
+
 	// Workers is the number of workers to start with.
 	Workers int
 	// CPU is the budget Workers came from, nil when the count was set by
@@ -116,6 +119,8 @@ type Supervisor struct {
 	snap    atomic.Pointer[Snapshot]
 
 	ipcEvents chan ipcEvent
+	memory    chan memEvent
+	nudge     chan struct{} // a worker reached its HERD_MAX_REQUESTS
 	// hand is the hot path: it reads every channel and, under rr, hands
 	// connections out, on its own goroutine (package handoff). The
 	// supervisor drives it; it owns its records.
@@ -142,6 +147,10 @@ type Supervisor struct {
 	lastListening time.Time
 	warnedReady   bool
 	warnedOnline  bool
+	// memory (memory.go)
+	workingSet int64             // the container's, at the last reading
+	recycles   map[string]uint64 // by reason
+	oomSeen    uint64            // the cgroup's OOM kills accounted for
 	// for the Snapshot (snapshot.go)
 	exitCounts ExitCounts
 	queues     []ListenerInfo
@@ -175,6 +184,11 @@ type worker struct {
 	// leaving: the worker said it is going (Node's exitedAfterDisconnect,
 	// or sd_notify STOPPING=1), so its exit is intended.
 	leaving bool
+
+	memory   int64  // its process group's memory at the last reading, bytes
+	requests uint64 // connections it may take (HERD_MAX_REQUESTS), 0 for no limit
+	critical bool   // stopped at the critical watermark
+	killed   bool   // herd sent it SIGKILL
 
 	ch     *ipc.Channel    // Node's cluster channel, nil without one
 	hw     *handoff.Worker // the hand-off's record of it, while its channel is read
@@ -235,6 +249,9 @@ func newSupervisor(cfg Config, p procs, log *slog.Logger) *Supervisor {
 		closeLater:   map[*slot]struct{}{},
 		servers:      map[string]*server{},
 		ipcEvents:    make(chan ipcEvent, 1024),
+		memory:       make(chan memEvent),
+		nudge:        make(chan struct{}, 1),
+		recycles:     map[string]uint64{},
 		hand:         handoff.New(log),
 		initialSlots: map[*slot]bool{},
 	}
@@ -283,6 +300,10 @@ func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 	if s.cfg.Recompute != nil {
 		go s.watch()
 	}
+	if m := s.cfg.Memory; m.Dir != "" {
+		s.oomSeen, _ = s.procs.oomKills(m.Dir, m.Version)
+	}
+	go s.measure()
 	s.publish()
 
 	heartbeat := time.NewTicker(Heartbeat)
@@ -314,6 +335,10 @@ func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 			s.budgetChanged(ev)
 		case m := <-s.cfg.Notes:
 			s.notified(m)
+		case ev := <-s.memory:
+			s.measured(ev)
+		case <-s.nudge:
+			s.recycleByRequests()
 		case ev := <-s.ipcEvents:
 			s.channelEvent(ev)
 		case <-watchdog:

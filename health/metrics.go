@@ -31,6 +31,11 @@ const (
 	metricOrphans        = "herd_orphans_reaped_total"
 	metricDraining       = "herd_draining"
 	metricHeartbeat      = "herd_heartbeat_timestamp_seconds"
+	metricWorkerMemory   = "herd_worker_memory_bytes"
+	metricWorkingSet     = "herd_memory_working_set_bytes"
+	metricMemoryLimit    = "herd_memory_limit_bytes"
+	metricWatermark      = "herd_memory_watermark_bytes"
+	metricRecycles       = "herd_worker_recycles_total"
 )
 
 // collector turns what the supervisor published, and the hand-off and
@@ -42,7 +47,8 @@ type collector struct {
 
 	buildInfo, workers, desired, starts, restarts, exits, cpu,
 	accepted, handedOff, refused, handoffQueue, acceptQueue, acceptQueueMax,
-	orphans, draining, heartbeat *prometheus.Desc
+	orphans, draining, heartbeat,
+	workerMemory, workingSet, memoryLimit, watermark, recycles *prometheus.Desc
 }
 
 func newCollector(snap func() *cluster.Snapshot, opts Options) *collector {
@@ -58,7 +64,7 @@ func newCollector(snap func() *cluster.Snapshot, opts Options) *collector {
 		starts:  d(metricStarts, "Worker processes started since herd started.", nil, nil),
 		restarts: d(metricRestarts, "Restarts of workers after a failure (HERD_RESTART), rolling restarts and scaling not included.",
 			nil, nil),
-		exits: d(metricExits, "Worker exits by reason: success (exit status 0), failure (non-zero exit status) or signal (killed by a signal).",
+		exits: d(metricExits, "Worker exits by reason: success (exit status 0), failure (non-zero exit status), signal (killed by a signal) or oom (killed by the kernel's OOM killer).",
 			[]string{"reason"}, nil),
 		cpu: d(metricCPUBudget, "The CPU budget the worker count follows, in CPUs, after HERD_CPU_RESERVE; source says what decided it (affinity, cgroup-v1, cgroup-v2, request). Absent when HERD_WORKERS is a number.",
 			[]string{"source"}, nil),
@@ -74,6 +80,15 @@ func newCollector(snap func() *cluster.Snapshot, opts Options) *collector {
 		orphans:   d(metricOrphans, "Processes herd reaped that it had not started (orphans reparented to herd).", nil, nil),
 		draining:  d(metricDraining, "1 from the stop signal on (readiness fails), else 0.", nil, nil),
 		heartbeat: d(metricHeartbeat, "When the supervisor last published its state, in seconds since the Unix epoch; it republishes at least every second.", nil, nil),
+		workerMemory: d(metricWorkerMemory, "Memory of each slot's worker processes (proportional set size of every process in their groups), at the last reading.",
+			[]string{"slot"}, nil),
+		workingSet: d(metricWorkingSet, "The container's working set: its cgroup's memory usage less inactive file pages, as the kubelet counts it.", nil, nil),
+		memoryLimit: d(metricMemoryLimit, "The container's memory budget; source says where it came from (cgroup-v1, cgroup-v2, limit). Absent when no limit is known.",
+			[]string{"source"}, nil),
+		watermark: d(metricWatermark, "The working set at which herd replaces the largest worker (mark high, HERD_MEMORY_HIGH) or stops it at once (critical, HERD_MEMORY_CRITICAL). Absent when off.",
+			[]string{"mark"}, nil),
+		recycles: d(metricRecycles, "Workers replaced for their memory or their requests, by reason: max-memory, memory-watermark, memory-critical, max-requests.",
+			[]string{"reason"}, nil),
 	}
 }
 
@@ -81,7 +96,7 @@ func newCollector(snap func() *cluster.Snapshot, opts Options) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.buildInfo, c.workers, c.desired, c.starts, c.restarts, c.exits, c.cpu,
 		c.accepted, c.handedOff, c.refused, c.handoffQueue, c.acceptQueue, c.acceptQueueMax,
-		c.orphans, c.draining, c.heartbeat} {
+		c.orphans, c.draining, c.heartbeat, c.workerMemory, c.workingSet, c.memoryLimit, c.watermark, c.recycles} {
 		ch <- d
 	}
 }
@@ -110,6 +125,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.exits, float64(s.Exits.Success), cluster.ExitSuccess)
 		counter(c.exits, float64(s.Exits.Failure), cluster.ExitFailure)
 		counter(c.exits, float64(s.Exits.Signal), cluster.ExitSignal)
+		counter(c.exits, float64(s.Exits.OOM), cluster.ExitOOM)
+		c.collectMemory(s, gauge, counter)
 		if s.CPU != nil {
 			gauge(c.cpu, s.CPU.CPUs, s.CPU.Source)
 		}
@@ -143,6 +160,31 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				counter(c.handedOff, float64(n), strconv.Itoa(i))
 			}
 		}
+	}
+}
+
+// collectMemory sends the memory metrics of s.
+func (c *collector) collectMemory(s *cluster.Snapshot, gauge, counter func(*prometheus.Desc, float64, ...string)) {
+	bySlot := map[int]int64{}
+	for _, w := range s.Workers {
+		bySlot[w.Index] += w.Memory
+	}
+	for _, sl := range s.Slots {
+		gauge(c.workerMemory, float64(bySlot[sl.Index]), strconv.Itoa(sl.Index))
+	}
+	m := s.Memory
+	gauge(c.workingSet, float64(m.WorkingSet))
+	if m.Limit > 0 {
+		gauge(c.memoryLimit, float64(m.Limit), m.Source)
+	}
+	if m.High > 0 {
+		gauge(c.watermark, float64(m.High), "high")
+	}
+	if m.Critical > 0 {
+		gauge(c.watermark, float64(m.Critical), "critical")
+	}
+	for _, r := range cluster.RecycleReasons {
+		counter(c.recycles, float64(s.Recycles[r]), r)
 	}
 }
 

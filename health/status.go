@@ -40,6 +40,10 @@ type Status struct {
 	Workers []WorkerStatus `json:"workers"`
 	// Connections are the rr hand-off totals; null when not known.
 	Connections *Connections `json:"connections"`
+	// Memory is the container's memory budget, working set and
+	// watermarks; Recycles, the workers replaced for memory or requests.
+	Memory   cluster.MemoryInfo `json:"memory"`
+	Recycles map[string]uint64  `json:"recycles"`
 	// Checks holds every check of each probe, under the keys of Reasons.
 	Checks map[string][]Check `json:"checks"`
 	// Snapshot is the supervisor's state the results were computed from;
@@ -67,6 +71,9 @@ type WorkerStatus struct {
 	HandedOff uint64 `json:"handed_off"`
 	// Status is the last STATUS= line the worker sent over sd_notify.
 	Status string `json:"status"`
+	// Memory is the worker's memory at the last reading (PSS of its
+	// process group, bytes).
+	Memory int64 `json:"memory"`
 	// NextStart is when the slot's pending restart is due.
 	NextStart time.Time `json:"next_start,omitzero"`
 }
@@ -106,6 +113,7 @@ func (h *handler) newStatus(s *cluster.Snapshot, now time.Time) Status {
 		return st
 	}
 	st.Policy, st.CPU, st.Desired, st.Actual, st.Listening = s.Policy, s.CPU, s.Desired, len(s.Workers), s.Listening()
+	st.Memory, st.Recycles = s.Memory, s.Recycles
 	st.Workers = workerRows(s, handed)
 	return st
 }
@@ -125,7 +133,7 @@ func workerRows(s *cluster.Snapshot, handed map[int]uint64) []WorkerStatus {
 		has[w.Index] = true
 		rows = append(rows, WorkerStatus{Slot: w.Index, ID: w.ID, Pid: w.Pid, State: w.State, Started: w.Started,
 			Listening: w.Listening, Restarts: sl.Restarts, LastExit: sl.LastExit, HandedOff: handed[w.Index],
-			Status: w.Status, NextStart: sl.NextStart})
+			Status: w.Status, Memory: w.Memory, NextStart: sl.NextStart})
 	}
 	for _, sl := range s.Slots {
 		if !has[sl.Index] {

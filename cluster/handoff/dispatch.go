@@ -269,7 +269,10 @@ func (h *Handoff) newconnReply(w *Worker, m ipc.Message) {
 	w.rr = nil
 	if accepted {
 		unix.Close(c.fd)
-		w.served.Store(true)
+		if n := w.taken.Add(1); w.limit > 0 && n >= w.limit && !w.disconnected {
+			w.disconnected = true
+			w.full()
+		}
 		h.stats.handedOff(w.slot)
 	} else {
 		// No server with that key, or maxConnections reached: another

@@ -16,7 +16,8 @@
 // Invariant: the hand-off alone writes its records. Handoff, Server and
 // Worker keep their mutable state behind one lock, Handoff's, which every
 // method takes; the supervisor holds pointers to the records and never
-// touches their fields. Worker.Served may be read from any goroutine.
+// touches their fields. Worker.Served and Worker.Taken may be read from any
+// goroutine.
 //
 // Why not Go's netpoller: under rr every connection is an accept, a
 // sendmsg, a read of the worker's answer and a close, and between two

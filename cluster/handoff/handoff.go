@@ -19,7 +19,7 @@ type Handoff struct {
 	stats stats
 
 	// mu guards every field of every Server and of every Worker but
-	// Worker.served and the fields set once in Attach, and the retry
+	// Worker.taken and the fields set once in Attach, and the retry
 	// schedule below.
 	mu sync.Mutex
 	// A dispatch that waits for a held or lagging worker is retried by the
@@ -72,9 +72,11 @@ type Worker struct {
 	tok   uint32 // its channel's poller token, 0 once detached
 	ended func(error)
 
-	served atomic.Bool // took a connection herd handed it
+	taken atomic.Uint64 // connections it took (answered accepted: true)
 
 	// Under Handoff.mu.
+	limit        uint64    // connections it may take in all, 0 for no limit
+	full         func()    // called once the limit is reached
 	disconnected bool      // gets no more connections
 	rr           *conn     // its unanswered newconn
 	count        int       // connections handed to it (fairness)
@@ -82,7 +84,10 @@ type Worker struct {
 }
 
 // Served reports whether the worker has taken a connection herd handed it.
-func (w *Worker) Served() bool { return w.served.Load() }
+func (w *Worker) Served() bool { return w.taken.Load() > 0 }
+
+// Taken is how many connections the worker has taken from herd.
+func (w *Worker) Taken() uint64 { return w.taken.Load() }
 
 // Attach has the poller read ch, the channel of worker id of slot: the
 // replies to newconns are applied there, every other message goes to
@@ -125,6 +130,14 @@ func (h *Handoff) Disconnect(w *Worker) {
 	h.mu.Lock()
 	w.disconnected = true
 	h.mu.Unlock()
+}
+
+// Limit lets w take at most n connections in all: once it has, it gets no
+// more and full is called, on the poller (full must not block).
+func (h *Handoff) Limit(w *Worker, n uint64, full func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w.limit, w.full = n, full
 }
 
 // Detach takes w's channel out of the poller; the caller closes the

@@ -170,8 +170,8 @@ func TestHandoffRoundRobin(t *testing.T) {
 	if st.Accepted != 20 || st.HandedOff[0] != 10 || st.HandedOff[1] != 10 || st.Queued != 0 {
 		t.Errorf("stats %+v", st)
 	}
-	if !a.hw.Served() || !b.hw.Served() {
-		t.Error("a worker that took connections is not marked served")
+	if !a.hw.Served() || !b.hw.Served() || a.hw.Taken() != 10 || b.hw.Taken() != 10 {
+		t.Errorf("taken %d and %d, served %v and %v; want 10 each, served", a.hw.Taken(), b.hw.Taken(), a.hw.Served(), b.hw.Served())
 	}
 	if h.Busy() {
 		t.Error("busy with nothing in flight")

@@ -1,0 +1,260 @@
+package cluster
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Memory is what herd knows and does about memory. Sizes are bytes; 0 is
+// "off" or "not known".
+type Memory struct {
+	// Limit is the container's memory budget (package memory), Source
+	// where it came from; Dir and Version name the cgroup whose usage and
+	// OOM kills herd reads ("" when none is known).
+	Limit   int64
+	Source  string
+	Dir     string
+	Version int
+	// High and Critical are watermarks on the working set: above High the
+	// largest worker is replaced gracefully, above Critical it is stopped
+	// at once.
+	High, Critical int64
+	// WorkerMax replaces a worker whose own memory is above it.
+	WorkerMax int64
+	// MaxRequests replaces a worker once it has taken that many
+	// connections plus a random 0 to Jitter (rr only).
+	MaxRequests, Jitter int
+}
+
+// memoryEvery is how often herd measures its workers and the container:
+// often enough that a server leaking a few hundred MB a second is caught
+// between two readings before the kernel's OOM killer acts.
+const memoryEvery = 250 * time.Millisecond
+
+// Recycle reasons: the labels of herd_worker_recycles_total.
+const (
+	RecycleMaxMemory       = "max-memory"       // the worker passed HERD_WORKER_MAX_MEMORY
+	RecycleMemoryWatermark = "memory-watermark" // the container passed HERD_MEMORY_HIGH
+	RecycleMemoryCritical  = "memory-critical"  // the container passed HERD_MEMORY_CRITICAL
+	RecycleMaxRequests     = "max-requests"     // the worker took HERD_MAX_REQUESTS connections
+)
+
+// RecycleReasons lists every reason, in a fixed order.
+var RecycleReasons = []string{RecycleMaxMemory, RecycleMemoryWatermark, RecycleMemoryCritical, RecycleMaxRequests}
+
+// memEvent is one reading of the workers and the container.
+type memEvent struct {
+	sizes      map[int]int64 // by worker pid: its process group's memory
+	workingSet int64
+	wsKnown    bool
+}
+
+// measure reads every worker's memory and the container's working set
+// every memoryEvery and hands each reading to the loop. The pids come from
+// the published Snapshot, so it never touches the loop's state; it runs
+// until Run returns.
+func (s *Supervisor) measure() {
+	t := time.NewTicker(memoryEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		var pids []int
+		for _, w := range s.Snapshot().Workers {
+			pids = append(pids, w.Pid)
+		}
+		ev := memEvent{sizes: s.procs.sizes(pids)}
+		if s.cfg.Memory.Dir != "" {
+			ev.workingSet, ev.wsKnown = s.procs.workingSet(s.cfg.Memory.Dir, s.cfg.Memory.Version)
+		}
+		select {
+		case s.memory <- ev:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// measured applies a reading: the figures for the Snapshot, then what the
+// settings say to do about them.
+func (s *Supervisor) measured(ev memEvent) {
+	for pid, n := range ev.sizes {
+		if w := s.workers[pid]; w != nil {
+			w.memory = n
+		}
+	}
+	if ev.wsKnown {
+		s.workingSet = ev.workingSet
+	}
+	if s.stop.active {
+		return
+	}
+	s.recycleByMemory(ev)
+	s.recycleByRequests()
+}
+
+// recycleByMemory replaces a worker above HERD_WORKER_MAX_MEMORY, or the
+// largest when the container is above the high watermark, one slot at a
+// time; above the critical watermark it stops the largest at once.
+func (s *Supervisor) recycleByMemory(ev memEvent) {
+	m := s.cfg.Memory
+	if ev.wsKnown && m.Critical > 0 && ev.workingSet >= m.Critical && !s.criticalPending() {
+		if w := s.largest(false); w != nil {
+			s.stopNow(w, RecycleMemoryCritical)
+			return
+		}
+	}
+	if s.roll != nil {
+		return // one slot at a time
+	}
+	if m.WorkerMax > 0 {
+		for _, w := range s.serving() {
+			if w.memory > m.WorkerMax {
+				s.recycle(w, RecycleMaxMemory)
+				return
+			}
+		}
+	}
+	if ev.wsKnown && m.High > 0 && ev.workingSet >= m.High {
+		if w := s.largest(true); w != nil {
+			s.recycle(w, RecycleMemoryWatermark)
+		}
+	}
+}
+
+// recycleByRequests replaces, one slot at a time, a worker that has taken
+// its share of connections (the hand-off already gives it no more).
+func (s *Supervisor) recycleByRequests() {
+	if s.cfg.Memory.MaxRequests <= 0 || s.roll != nil || s.stop.active {
+		return
+	}
+	for _, w := range s.serving() {
+		if w.hw != nil && w.requests > 0 && w.hw.Taken() >= w.requests {
+			s.recycle(w, RecycleMaxRequests)
+			return
+		}
+	}
+}
+
+// requestLimit is a new worker's HERD_MAX_REQUESTS plus its own jitter, 0
+// for none.
+func (s *Supervisor) requestLimit() uint64 {
+	m := s.cfg.Memory
+	if m.MaxRequests <= 0 || s.cfg.Policy != PolicyRR {
+		return 0
+	}
+	return uint64(m.MaxRequests + rand.IntN(m.Jitter+1))
+}
+
+// serving lists the workers that are their slot's current worker, not
+// being replaced or stopped, in start order.
+func (s *Supervisor) serving() []*worker {
+	var out []*worker
+	s.eachWorker(func(w *worker) {
+		if w.slot.w == w && w.slot.next == nil && !w.retired && w.state == StateListening {
+			out = append(out, w)
+		}
+	})
+	return out
+}
+
+// largest is the serving worker with the most memory (with replaceable,
+// one that may be replaced gracefully; else any worker not stopped yet).
+func (s *Supervisor) largest(replaceable bool) *worker {
+	var best *worker
+	s.eachWorker(func(w *worker) {
+		ok := !w.retired && w.memory > 0
+		if replaceable {
+			ok = ok && w.slot.w == w && w.slot.next == nil && w.state == StateListening
+		}
+		if ok && (best == nil || w.memory > best.memory) {
+			best = w
+		}
+	})
+	return best
+}
+
+// criticalPending reports whether a worker stopped at the critical mark
+// has not gone yet: its memory is still charged, and stopping another
+// would be premature.
+func (s *Supervisor) criticalPending() bool {
+	for _, w := range s.workers {
+		if w.critical {
+			return true
+		}
+	}
+	return false
+}
+
+// recycle replaces w gracefully, as a rolling restart of its slot alone:
+// the replacement listens before w is stopped.
+func (s *Supervisor) recycle(w *worker, reason string) {
+	s.recycles[reason]++
+	s.log.Info("worker recycled", s.recycleFigures(w, reason)...)
+	s.roll = &rolling{queue: []*slot{w.slot}, start: time.Now(), reason: reason}
+	s.rollStep()
+}
+
+// stopNow stops w at once, without waiting for a replacement, and starts
+// one in its slot: the container is about to run out of memory, and the
+// kernel's OOM killer would choose its own victim.
+func (s *Supervisor) stopNow(w *worker, reason string) {
+	s.recycles[reason]++
+	s.log.Warn("worker stopped at once", s.recycleFigures(w, reason)...)
+	sl := w.slot
+	w.critical = true
+	w.retired = true
+	w.state = StateStopping
+	s.handDisconnect(w)
+	s.dropFromServers(w)
+	s.signalGroup(w.pid, s.cfg.StopSignal)
+	s.later(s.cfg.ShutdownTimeout, func() {
+		if s.workers[w.pid] == w {
+			s.signalGroup(w.pid, unix.SIGKILL)
+		}
+	})
+	if sl.w == w && sl.next == nil {
+		sl.w = nil
+		s.start(sl, false)
+	}
+}
+
+// recycleFigures are the log fields of a recycle: the worker and the
+// figures that decided it.
+func (s *Supervisor) recycleFigures(w *worker, reason string) []any {
+	m := s.cfg.Memory
+	args := []any{"id", w.id, "index", w.slot.index, "pid", w.pid, "reason", reason, "memory", w.memory}
+	switch reason {
+	case RecycleMaxMemory:
+		args = append(args, "max", m.WorkerMax)
+	case RecycleMemoryWatermark:
+		args = append(args, "working_set", s.workingSet, "high", m.High, "limit", m.Limit)
+	case RecycleMemoryCritical:
+		args = append(args, "working_set", s.workingSet, "critical", m.Critical, "limit", m.Limit)
+	case RecycleMaxRequests:
+		if w.hw != nil {
+			args = append(args, "requests", w.hw.Taken(), "max", w.requests)
+		}
+	}
+	return args
+}
+
+// Bytes writes n bytes for a person: 256MiB, 1.5GiB, 512KiB, 100B.
+func Bytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	v, i := float64(n), 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if v == float64(int64(v)) {
+		return strconv.FormatInt(int64(v), 10) + units[i]
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + units[i]
+}

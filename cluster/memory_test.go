@@ -1,0 +1,186 @@
+package cluster
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+
+	"golang.org/x/sys/unix"
+)
+
+const testMiB = 1 << 20
+
+// memoryConfig is a 256 MiB container with the default watermarks.
+func memoryConfig(workers int) Config {
+	return Config{Workers: workers, Memory: Memory{Limit: 256 * testMiB, Source: "cgroup-v1", Dir: "/sys/fs/cgroup/memory/test", Version: 1,
+		High: 230 * testMiB, Critical: 243 * testMiB}}
+}
+
+// Above the high watermark the largest worker is replaced gracefully (its
+// replacement listens first), one slot at a time.
+func TestMachineMemoryWatermark(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := boot(t, memoryConfig(2))
+		a, b := m.f.live()[0], m.f.live()[1]
+		m.ready(a.pid)
+		m.ready(b.pid)
+		m.f.setMemory(a.pid, 90*testMiB, 150*testMiB)
+		m.f.setMemory(b.pid, 140*testMiB, 235*testMiB) // b is the largest; the set is above 230 MiB
+		m.after(memoryEvery)
+		live := m.f.live()
+		if len(live) != 3 {
+			t.Fatalf("%d processes after crossing the watermark, want a replacement started", len(live))
+		}
+		repl := live[2]
+		m.after(5 * memoryEvery) // still above: no second replacement meanwhile
+		if n := len(m.f.all()); n != 3 {
+			t.Errorf("%d processes started while one slot was being replaced, want 3", n)
+		}
+		if sig := m.f.signalsOf(b.pid); len(sig) != 0 {
+			t.Errorf("the largest worker got %v before its replacement listened", sig)
+		}
+		m.ready(repl.pid)
+		if sig := m.f.signalsOf(b.pid); !slices.Equal(sig, []unix.Signal{unix.SIGTERM}) {
+			t.Errorf("the largest worker got %v once its replacement listened, want SIGTERM", sig)
+		}
+		if sig := m.f.signalsOf(a.pid); len(sig) != 0 {
+			t.Errorf("the smaller worker got %v", sig)
+		}
+		snap := m.s.Snapshot()
+		if snap.Recycles[RecycleMemoryWatermark] != 1 || snap.Memory.WorkingSet != 235*testMiB || snap.Memory.Limit != 256*testMiB {
+			t.Errorf("snapshot recycles %v memory %+v", snap.Recycles, snap.Memory)
+		}
+		m.end()
+	})
+}
+
+// Above the critical watermark the largest worker is stopped at once, a
+// new one starts in its slot, and no other is stopped until it has gone.
+func TestMachineMemoryCritical(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := boot(t, memoryConfig(2))
+		m.f.ignore[unix.SIGTERM] = true // it takes its time to go
+		a, b := m.f.live()[0], m.f.live()[1]
+		m.ready(a.pid)
+		m.ready(b.pid)
+		m.f.setMemory(a.pid, 150*testMiB, 250*testMiB)
+		m.f.setMemory(b.pid, 90*testMiB, 250*testMiB)
+		m.after(memoryEvery)
+		if sig := m.f.signalsOf(a.pid); !slices.Equal(sig, []unix.Signal{unix.SIGTERM}) {
+			t.Errorf("the largest worker got %v, want SIGTERM at once", sig)
+		}
+		if n := len(m.f.all()); n != 3 {
+			t.Errorf("%d processes started, want a new one in the stopped worker's slot", n)
+		}
+		m.after(4 * memoryEvery)
+		if sig := m.f.signalsOf(b.pid); len(sig) != 0 {
+			t.Errorf("the other worker got %v while the first had not gone", sig)
+		}
+		if got := m.s.Snapshot().Recycles[RecycleMemoryCritical]; got != 1 {
+			t.Errorf("%d critical stops, want 1", got)
+		}
+		m.f.ignore[unix.SIGTERM] = false
+		m.end()
+	})
+}
+
+// A worker above HERD_WORKER_MAX_MEMORY is replaced gracefully.
+func TestMachineWorkerMaxMemory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := boot(t, Config{Workers: 2, Memory: Memory{WorkerMax: 100 * testMiB}})
+		a, b := m.f.live()[0], m.f.live()[1]
+		m.ready(a.pid)
+		m.ready(b.pid)
+		m.f.setMemory(a.pid, 99*testMiB, 0)
+		m.f.setMemory(b.pid, 101*testMiB, 0)
+		m.after(memoryEvery)
+		live := m.f.live()
+		if len(live) != 3 {
+			t.Fatalf("%d processes, want a replacement for the worker above the maximum", len(live))
+		}
+		m.ready(live[2].pid)
+		if sig := m.f.signalsOf(b.pid); !slices.Equal(sig, []unix.Signal{unix.SIGTERM}) {
+			t.Errorf("the worker above the maximum got %v, want SIGTERM", sig)
+		}
+		if sig := m.f.signalsOf(a.pid); len(sig) != 0 {
+			t.Errorf("the worker below it got %v", sig)
+		}
+		if got := m.s.Snapshot().Recycles[RecycleMaxMemory]; got != 1 {
+			t.Errorf("%d max-memory recycles, want 1", got)
+		}
+		m.end()
+	})
+}
+
+// A worker ended by a SIGKILL herd did not send, while the cgroup counted
+// an OOM kill, is reported as killed by the OOM killer; herd's own SIGKILL
+// is not.
+func TestMachineOOMKill(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := boot(t, memoryConfig(1))
+		p := m.only()
+		m.ready(p.pid)
+		m.f.setMemory(p.pid, 200*testMiB, 220*testMiB) // below the watermarks
+		m.after(memoryEvery)
+		m.f.mu.Lock()
+		m.f.ooms++
+		m.f.mu.Unlock()
+		m.f.end(p.pid, unix.WaitStatus(unix.SIGKILL))
+		synctest.Wait()
+		snap := m.s.Snapshot()
+		e := snap.Slots[0].LastExit
+		if e == nil || !e.OOM || e.Memory != 200*testMiB || snap.Exits.OOM != 1 || snap.Exits.Signal != 0 {
+			t.Fatalf("last exit %+v, exits %+v; want an OOM kill at 200 MiB", e, snap.Exits)
+		}
+		if !strings.Contains(snap.Summary(4), "1 by the OOM killer") || !strings.Contains(snap.Summary(4), "killed by the OOM killer at 200MiB") {
+			t.Errorf("summary:\n%s", snap.Summary(4))
+		}
+		// Herd's own SIGKILL, the counter unchanged: a signal, not the OOM killer.
+		q := m.restarted(0)
+		m.ready(q.pid)
+		m.f.ignore[unix.SIGTERM] = true
+		m.sigs <- unix.SIGTERM
+		m.sigs <- unix.SIGTERM // skips the wait: SIGKILL
+		<-m.result
+		if snap := m.s.Snapshot(); snap.Exits.OOM != 1 {
+			t.Errorf("exits %+v after herd's SIGKILL, want still 1 OOM kill", snap.Exits)
+		}
+	})
+}
+
+// memoryHints: the share, Node's old space and Go's soft limit, and what
+// the user set is left alone.
+func TestMemoryHints(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		env   []string
+		share int64
+		want  []string
+	}{
+		{"plain", []string{"A=1"}, 128 * testMiB,
+			[]string{"A=1", "NODE_OPTIONS=--max-old-space-size=48", "GOMEMLIMIT=115MiB", "HERD_WORKER_MEMORY=134217728"}},
+		{"large share", nil, 1024 * testMiB,
+			[]string{"NODE_OPTIONS=--max-old-space-size=720", "GOMEMLIMIT=921MiB", "HERD_WORKER_MEMORY=1073741824"}},
+		{"small share: the floor", nil, 64 * testMiB,
+			[]string{"NODE_OPTIONS=--max-old-space-size=32", "GOMEMLIMIT=57MiB", "HERD_WORKER_MEMORY=67108864"}},
+		{"NODE_OPTIONS kept, flag appended", []string{"NODE_OPTIONS=--enable-source-maps"}, 128 * testMiB,
+			[]string{"NODE_OPTIONS=--enable-source-maps --max-old-space-size=48", "GOMEMLIMIT=115MiB", "HERD_WORKER_MEMORY=134217728"}},
+		{"the user's heap size left alone", []string{"NODE_OPTIONS=--max-old-space-size=300", "GOMEMLIMIT=1GiB"}, 128 * testMiB,
+			[]string{"NODE_OPTIONS=--max-old-space-size=300", "GOMEMLIMIT=1GiB", "HERD_WORKER_MEMORY=134217728"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := memoryHints(slices.Clone(tc.env), tc.share); !slices.Equal(got, tc.want) {
+				t.Errorf("got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0B", 100: "100B", 1536: "1.5KiB", 256 * testMiB: "256MiB", 3 << 30: "3GiB"} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
