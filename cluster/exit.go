@@ -182,10 +182,10 @@ func (s *Supervisor) fail(code int) {
 // cgroup rose. Each kill counted accounts for one worker.
 func (s *Supervisor) oomKilled(w *worker, st reaper.Status) bool {
 	m := s.cfg.Memory
-	if m.Dir == "" || w.killed || !st.Wait.Signaled() || st.Wait.Signal() != unix.SIGKILL {
+	if m.OOMDir == "" || w.killed || !st.Wait.Signaled() || st.Wait.Signal() != unix.SIGKILL {
 		return false
 	}
-	n, ok := s.procs.oomKills(m.Dir, m.Version)
+	n, ok := s.procs.oomKills(m.OOMDir, m.Version)
 	if !ok || n <= s.oomSeen {
 		return false
 	}

@@ -12,11 +12,13 @@ import (
 // "off" or "not known".
 type Memory struct {
 	// Limit is the container's memory budget (package memory), Source
-	// where it came from; Dir and Version name the cgroup whose usage and
-	// OOM kills herd reads ("" when none is known).
+	// where it came from; Dir and Version name the cgroup whose working
+	// set herd reads, OOMDir the one whose OOM kills count its workers'
+	// ("" when none is known).
 	Limit   int64
 	Source  string
 	Dir     string
+	OOMDir  string
 	Version int
 	// High and Critical are watermarks on the working set: above High the
 	// largest worker is replaced gracefully, above Critical it is stopped

@@ -13,7 +13,7 @@ const testMiB = 1 << 20
 
 // memoryConfig is a 256 MiB container with the default watermarks.
 func memoryConfig(workers int) Config {
-	return Config{Workers: workers, Memory: Memory{Limit: 256 * testMiB, Source: "cgroup-v1", Dir: "/sys/fs/cgroup/memory/test", Version: 1,
+	return Config{Workers: workers, Memory: Memory{Limit: 256 * testMiB, Source: "cgroup-v1", Dir: "/sys/fs/cgroup/memory/test", OOMDir: "/sys/fs/cgroup/memory/test", Version: 1,
 		High: 230 * testMiB, Critical: 243 * testMiB}}
 }
 

@@ -300,8 +300,8 @@ func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 	if s.cfg.Recompute != nil {
 		go s.watch()
 	}
-	if m := s.cfg.Memory; m.Dir != "" {
-		s.oomSeen, _ = s.procs.oomKills(m.Dir, m.Version)
+	if m := s.cfg.Memory; m.OOMDir != "" {
+		s.oomSeen, _ = s.procs.oomKills(m.OOMDir, m.Version)
 	}
 	go s.measure()
 	s.publish()

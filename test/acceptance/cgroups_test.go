@@ -41,10 +41,10 @@ func nearestWorkers(a int, q, p int64) int {
 	return max(int((2*q+p)/(2*p)), 1)
 }
 
-// cpuV1Mount returns the mount point of the cgroup v1 hierarchy that holds
-// the `cpu` controller, from /proc/self/mountinfo (the later of two stacked
-// mounts wins).
-func cpuV1Mount() (mountPoint string, err error) {
+// v1Mount returns the mount point of the cgroup v1 hierarchy that holds
+// controller (cpu, memory), from /proc/self/mountinfo (the later of two
+// stacked mounts wins).
+func v1Mount(controller string) (mountPoint string, err error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return "", err
@@ -62,7 +62,7 @@ func cpuV1Mount() (mountPoint string, err error) {
 			continue
 		}
 		for _, opt := range strings.Split(sf[2], ",") {
-			if opt == "cpu" {
+			if opt == controller {
 				mountPoint = unescapeMount(pf[4])
 			}
 		}
@@ -71,7 +71,7 @@ func cpuV1Mount() (mountPoint string, err error) {
 		return "", err
 	}
 	if mountPoint == "" {
-		return "", errors.New("no cgroup v1 mount with the cpu controller in /proc/self/mountinfo")
+		return "", fmt.Errorf("no cgroup v1 mount with the %s controller in /proc/self/mountinfo", controller)
 	}
 	return mountPoint, nil
 }
@@ -125,7 +125,7 @@ func newCPUCgroup(t *testing.T, name string, quota int64) *cpuCgroup {
 	if os.Geteuid() != 0 {
 		missing(t, "root to create a cgroup (euid %d)", os.Geteuid())
 	}
-	mnt, err := cpuV1Mount()
+	mnt, err := v1Mount("cpu")
 	if err != nil {
 		missing(t, "cgroup v1 cpu controller: %v", err)
 	}

@@ -418,7 +418,7 @@ func TestStaticBinaryInRuncContainer(t *testing.T) {
 	if err := logs.waitCount("worker started", want, 20*time.Second); err != nil {
 		t.Fatalf("%d workers started, want %d: %v", logs.count("worker started"), want, err)
 	}
-	if mnt, err := cpuV1Mount(); err == nil {
+	if mnt, err := v1Mount("cpu"); err == nil {
 		// runc applied the quota to the container's cgroup (else this test shows nothing).
 		if q, p := v1Quota(filepath.Join(mnt, cgroupsPath)); q != 150000 || p != cpuPeriod {
 			t.Errorf("container cgroup %s: quota %d/%d, want 150000/%d", filepath.Join(mnt, cgroupsPath), q, p, cpuPeriod)
