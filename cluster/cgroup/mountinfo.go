@@ -1,4 +1,4 @@
-package cpus
+package cgroup
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package cpus
+package cgroup
 
 import (
 	"bufio"
@@ -8,9 +8,12 @@ import (
 )
 
 // Hierarchy is the line of /proc/self/cgroup that places this process in
-// the cgroup hierarchy holding the cpu controller.
+// the cgroup hierarchy holding a controller.
 type Hierarchy struct {
-	// Version is 1 for a v1 hierarchy with the cpu controller, 2 for the
+	// Controller is the controller the line was chosen for ("cpu",
+	// "memory"): a v1 mount must hold it to show this hierarchy.
+	Controller string `json:"controller"`
+	// Version is 1 for a v1 hierarchy with the controller, 2 for the
 	// unified hierarchy.
 	Version int `json:"version"`
 	// Controllers is the controller list of a v1 line ("cpu,cpuacct"),
@@ -23,18 +26,18 @@ type Hierarchy struct {
 }
 
 // ParseProcCgroup reads /proc/self/cgroup and picks the hierarchy that
-// holds the cpu controller.
+// holds controller ("cpu", "memory").
 //
 // Each line is ID:CONTROLLERS:PATH, split on its first two colons only:
 // the path may contain colons. A v1 line whose comma-separated controller
-// list holds the exact token "cpu" wins wherever it stands ("cpuacct,cpu"
-// counts, "cpuset" and "cpuacct" do not): on a hybrid host the cpu
-// controller sits on v1 even though a "0::" line for the unified hierarchy
-// is present. Otherwise the first "0::" line is v2. ok is false when there
-// is neither (for example "3:cpuset:/" alone). Every line is checked: one
-// without two colons or with a non-numeric ID is an error, and so is a
-// chosen line whose path does not begin with "/".
-func ParseProcCgroup(r io.Reader) (Hierarchy, bool, error) {
+// list holds the controller as an exact token wins wherever it stands (for
+// "cpu", "cpuacct,cpu" counts, "cpuset" and "cpuacct" do not): on a hybrid
+// host a controller may sit on v1 even though a "0::" line for the unified
+// hierarchy is present. Otherwise the first "0::" line is v2. ok is false
+// when there is neither (for "cpu", "3:cpuset:/" alone). Every line is
+// checked: one without two colons or with a non-numeric ID is an error,
+// and so is a chosen line whose path does not begin with "/".
+func ParseProcCgroup(r io.Reader, controller string) (Hierarchy, bool, error) {
 	var v1, v2 Hierarchy
 	var haveV1, haveV2 bool
 	br := bufio.NewReader(r)
@@ -44,7 +47,7 @@ func ParseProcCgroup(r io.Reader) (Hierarchy, bool, error) {
 			return Hierarchy{}, false, fmt.Errorf("/proc/self/cgroup: %w", err)
 		}
 		if line = strings.TrimSuffix(line, "\n"); line != "" {
-			h, isV1, isV2, perr := parseCgroupLine(line)
+			h, isV1, isV2, perr := parseCgroupLine(line, controller)
 			if perr != nil {
 				return Hierarchy{}, false, fmt.Errorf("/proc/self/cgroup line %d: %w", n, perr)
 			}
@@ -66,8 +69,8 @@ func ParseProcCgroup(r io.Reader) (Hierarchy, bool, error) {
 }
 
 // parseCgroupLine parses one ID:CONTROLLERS:PATH line and says whether it
-// is a v1 line with the cpu controller or the v2 line.
-func parseCgroupLine(line string) (h Hierarchy, isV1, isV2 bool, err error) {
+// is a v1 line with the controller or the v2 line.
+func parseCgroupLine(line, controller string) (h Hierarchy, isV1, isV2 bool, err error) {
 	id, rest, ok := strings.Cut(line, ":")
 	if !ok {
 		return h, false, false, fmt.Errorf("%q: want ID:CONTROLLERS:PATH", line)
@@ -80,11 +83,11 @@ func parseCgroupLine(line string) (h Hierarchy, isV1, isV2 bool, err error) {
 		return h, false, false, fmt.Errorf("%q: hierarchy ID %q is not a number", line, id)
 	}
 	switch {
-	case hasToken(ctl, "cpu"):
-		h = Hierarchy{Version: 1, Controllers: ctl, Path: path}
+	case hasToken(ctl, controller):
+		h = Hierarchy{Controller: controller, Version: 1, Controllers: ctl, Path: path}
 		isV1 = true
 	case id == "0" && ctl == "":
-		h = Hierarchy{Version: 2, Path: path}
+		h = Hierarchy{Controller: controller, Version: 2, Path: path}
 		isV2 = true
 	default:
 		return h, false, false, nil
@@ -95,9 +98,10 @@ func parseCgroupLine(line string) (h Hierarchy, isV1, isV2 bool, err error) {
 	return h, isV1, isV2, nil
 }
 
-// hasToken reports whether the comma-separated list holds tok exactly.
+// hasToken reports whether the comma-separated list holds tok exactly; an
+// empty tok is in no list.
 func hasToken(list, tok string) bool {
-	for list != "" {
+	for tok != "" && list != "" {
 		var t string
 		t, list, _ = strings.Cut(list, ",")
 		if t == tok {

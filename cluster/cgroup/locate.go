@@ -1,4 +1,4 @@
-package cpus
+package cgroup
 
 import (
 	"fmt"
@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// Location is the cgroup directory whose CPU limits apply to this process,
-// and the mount it was found under.
+// Location is the cgroup directory of this process in one hierarchy, and
+// the mount it was found under.
 type Location struct {
 	Version int `json:"version"`
 	// Dir is the cgroup's directory, an absolute path.
@@ -24,7 +24,8 @@ type Location struct {
 }
 
 // Levels returns Dir and each of its ancestors up to and including
-// MountPoint, leaf first: the directories whose limits bound the process.
+// MountPoint, leaf first: the directories whose limits bound the process
+// and that this file system shows.
 func (l Location) Levels() []string {
 	rel := strings.TrimPrefix(l.Dir, l.MountPoint)
 	dirs := []string{l.Dir}
@@ -40,8 +41,8 @@ func (l Location) Levels() []string {
 //
 // It walks the mounts from the last back, because a later mount on the
 // same mount point shadows an earlier one (whatever its type). A mount
-// qualifies when it is cgroup2 for a v2 hierarchy, or cgroup with the
-// "cpu" token among its super options for v1. The directory is MountPoint
+// qualifies when it is cgroup2 for a v2 hierarchy, or cgroup with
+// h.Controller among its super options for v1. The directory is MountPoint
 // joined with h.Path minus the mount's Root, where Root must be a prefix of
 // h.Path at a path-component boundary ("/sand" is not a prefix of
 // "/sandbox") and the remainder must not climb through "..".
@@ -93,21 +94,22 @@ func Resolve(h Hierarchy, mounts []Mount) (Location, bool, error) {
 		return Location{}, false, nil
 	}
 	return Location{}, false, fmt.Errorf("cgroup %s is not visible under any %s mount (%s)",
-		h.Path, kind(h.Version), strings.Join(roots, "; "))
+		h.Path, kind(h), strings.Join(roots, "; "))
 }
 
 func qualifies(h Hierarchy, m Mount) bool {
 	if h.Version == 2 {
 		return m.FSType == "cgroup2"
 	}
-	return m.FSType == "cgroup" && hasToken(m.SuperOptions, "cpu")
+	return m.FSType == "cgroup" && hasToken(m.SuperOptions, h.Controller)
 }
 
-func kind(version int) string {
-	if version == 2 {
+// kind names the mounts that may show h: "cgroup2", "cgroup (cpu)".
+func kind(h Hierarchy) string {
+	if h.Version == 2 {
 		return "cgroup2"
 	}
-	return "cgroup (cpu)"
+	return "cgroup (" + h.Controller + ")"
 }
 
 // within returns the components of p below root, or false when root is
@@ -163,26 +165,38 @@ func fsPath(abs string) string {
 
 // Usual places of the cgroup file system, tried when /proc/self/cgroup or
 // /proc/self/mountinfo cannot be read or names no usable mount.
-const (
-	guessV2 = "/sys/fs/cgroup" // cgroup2 root of a private cgroup namespace
-)
+const guessV2 = "/sys/fs/cgroup" // cgroup2 root of a private cgroup namespace
 
-var guessV1 = []string{"/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpuacct,cpu", "/sys/fs/cgroup/cpu"}
+// usualV1 lists, for a controller, the usual mount points of its v1
+// hierarchy and a file each holds when the controller is mounted there. A
+// controller not listed is tried at /sys/fs/cgroup/CONTROLLER, for
+// cgroup.procs.
+var usualV1 = map[string]struct {
+	dirs []string
+	file string
+}{
+	"cpu":    {[]string{"/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpuacct,cpu", "/sys/fs/cgroup/cpu"}, "cpu.cfs_quota_us"},
+	"memory": {[]string{"/sys/fs/cgroup/memory"}, "memory.limit_in_bytes"},
+}
 
 // guess tries the usual mount points: for version 2, /sys/fs/cgroup when
 // it is a cgroup2 root (it holds cgroup.controllers); for version 1, the
-// usual v1 cpu mount points that hold cpu.cfs_quota_us; for version 0
+// usual v1 mount points of controller that hold its file; for version 0
 // (unknown), both in that order. The directory found is its own mount
 // point: no ancestor is walked.
-func guess(fsys fs.FS, version int) (Location, bool) {
+func guess(fsys fs.FS, controller string, version int) (Location, bool) {
 	if version != 1 {
 		if _, err := fs.Stat(fsys, fsPath(guessV2+"/cgroup.controllers")); err == nil {
 			return Location{Version: 2, Dir: guessV2, MountPoint: guessV2, Guess: true}, true
 		}
 	}
 	if version != 2 {
-		for _, d := range guessV1 {
-			if _, err := fs.Stat(fsys, fsPath(d+"/cpu.cfs_quota_us")); err == nil {
+		usual, ok := usualV1[controller]
+		if !ok {
+			usual.dirs, usual.file = []string{"/sys/fs/cgroup/" + controller}, "cgroup.procs"
+		}
+		for _, d := range usual.dirs {
+			if _, err := fs.Stat(fsys, fsPath(d+"/"+usual.file)); err == nil {
 				return Location{Version: 1, Dir: d, MountPoint: d, Guess: true}, true
 			}
 		}

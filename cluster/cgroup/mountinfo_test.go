@@ -1,4 +1,4 @@
-package cpus
+package cgroup
 
 import (
 	"reflect"
@@ -7,14 +7,15 @@ import (
 )
 
 const (
-	lineV2       = "1399 1398 0:30 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw,nsdelegate,memory_recursiveprot"
-	lineV2Root   = "1399 1398 0:30 /sandbox/container /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw"
-	lineV1Mixed  = "606 603 0:30 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro,nosuid,nodev,noexec,relatime master:16 - cgroup cgroup rw,cpu,cpuacct"
-	lineV1Cpuset = "605 603 0:29 /docker/abc /sys/fs/cgroup/cpuset ro,nosuid,nodev,noexec,relatime master:15 - cgroup cgroup rw,cpuset"
-	lineHostCPU  = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu"
-	lineEscaped  = `40 31 0:38 / /sys/fs/cgroup/tab\011tab rw,relatime shared:5 master:3 propagate_from:2 - cgroup2 cgroup\040two rw`
-	lineOutside  = "1399 1398 0:30 /../../.. /sys/fs/cgroup ro,nosuid - cgroup2 cgroup rw"
-	lineTmpfsCg  = "1500 1398 0:99 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755"
+	lineV2         = "1399 1398 0:30 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw,nsdelegate,memory_recursiveprot"
+	lineV2Root     = "1399 1398 0:30 /sandbox/container /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw"
+	lineV1Mixed    = "606 603 0:30 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro,nosuid,nodev,noexec,relatime master:16 - cgroup cgroup rw,cpu,cpuacct"
+	lineV1Cpuset   = "605 603 0:29 /docker/abc /sys/fs/cgroup/cpuset ro,nosuid,nodev,noexec,relatime master:15 - cgroup cgroup rw,cpuset"
+	lineHostCPU    = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu"
+	lineEscaped    = `40 31 0:38 / /sys/fs/cgroup/tab\011tab rw,relatime shared:5 master:3 propagate_from:2 - cgroup2 cgroup\040two rw`
+	lineOutside    = "1399 1398 0:30 /../../.. /sys/fs/cgroup ro,nosuid - cgroup2 cgroup rw"
+	lineTmpfsCg    = "1500 1398 0:99 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755"
+	lineHostMemory = "34 31 0:31 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory"
 )
 
 // overlay returns an overlay root mount line of about n bytes: unrelated,
@@ -113,8 +114,13 @@ func mustMounts(t *testing.T, lines ...string) []Mount {
 }
 
 func TestResolve(t *testing.T) {
-	v2 := func(p string) Hierarchy { return Hierarchy{Version: 2, Path: p} }
-	v1 := func(p string) Hierarchy { return Hierarchy{Version: 1, Controllers: "cpu,cpuacct", Path: p} }
+	v2 := func(p string) Hierarchy { return Hierarchy{Controller: "cpu", Version: 2, Path: p} }
+	v1 := func(p string) Hierarchy {
+		return Hierarchy{Controller: "cpu", Version: 1, Controllers: "cpu,cpuacct", Path: p}
+	}
+	mem := func(p string) Hierarchy {
+		return Hierarchy{Controller: "memory", Version: 1, Controllers: "memory", Path: p}
+	}
 	for _, c := range []struct {
 		name   string
 		h      Hierarchy
@@ -182,7 +188,7 @@ func TestResolve(t *testing.T) {
 			dir: "/sys/fs/cgroup", levels: []string{"/sys/fs/cgroup"}, ok: true,
 		},
 		{
-			name: "this machine: hybrid", h: Hierarchy{Version: 1, Controllers: "cpu", Path: "/"},
+			name: "this machine: hybrid", h: Hierarchy{Controller: "cpu", Version: 1, Controllers: "cpu", Path: "/"},
 			lines: []string{
 				"31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755",
 				lineHostCPU,
@@ -191,6 +197,19 @@ func TestResolve(t *testing.T) {
 				"41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw",
 			},
 			dir: "/sys/fs/cgroup/cpu", levels: []string{"/sys/fs/cgroup/cpu"}, ok: true,
+		},
+		{
+			name: "this machine: memory on v1", h: mem("/process_api/bb7602fd"),
+			lines:  []string{lineHostCPU, lineHostMemory, "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw"},
+			dir:    "/sys/fs/cgroup/memory/process_api/bb7602fd",
+			levels: []string{"/sys/fs/cgroup/memory/process_api/bb7602fd", "/sys/fs/cgroup/memory/process_api", "/sys/fs/cgroup/memory"},
+			ok:     true,
+		},
+		{name: "memory ignores the cpu mount", h: mem("/"), lines: []string{lineHostCPU, lineV1Mixed}},
+		{
+			name: "memory: a Docker container's own cgroup", h: mem("/docker/abc"),
+			lines: []string{lineV1Mixed, "607 603 0:31 /docker/abc /sys/fs/cgroup/memory ro,nosuid master:17 - cgroup cgroup rw,memory"},
+			dir:   "/sys/fs/cgroup/memory", levels: []string{"/sys/fs/cgroup/memory"}, ok: true,
 		},
 		{name: "no cgroup2 mount", h: v2("/"), lines: []string{lineHostCPU, lineV1Cpuset}},
 		{name: "no v1 cpu mount", h: v1("/"), lines: []string{lineV2, lineV1Cpuset}},
@@ -224,7 +243,7 @@ func TestResolve(t *testing.T) {
 
 func FuzzParseMountinfo(f *testing.F) {
 	for _, s := range []string{
-		lineV2, lineV2Root, lineV1Mixed, lineV1Cpuset, lineHostCPU, lineEscaped, lineOutside, lineTmpfsCg,
+		lineV2, lineV2Root, lineV1Mixed, lineV1Cpuset, lineHostCPU, lineHostMemory, lineEscaped, lineOutside, lineTmpfsCg,
 		`1 0 0:1 /\1 /m rw - cgroup2 cgroup rw`,
 		lineV2 + "\n" + lineV2Root + "\n",
 		overlay(70 << 10),
@@ -243,7 +262,10 @@ func FuzzParseMountinfo(f *testing.F) {
 		}
 		// Whatever the mounts, resolving a path never panics and never
 		// yields a directory outside a mount point.
-		for _, h := range []Hierarchy{{Version: 2, Path: "/"}, {Version: 1, Path: "/a/b"}, {Version: 2, Path: "/../x"}} {
+		for _, h := range []Hierarchy{
+			{Controller: "cpu", Version: 2, Path: "/"}, {Controller: "cpu", Version: 1, Path: "/a/b"},
+			{Controller: "memory", Version: 1, Path: "/a"}, {Controller: "cpu", Version: 2, Path: "/../x"},
+		} {
 			loc, ok, _ := Resolve(h, mounts)
 			if ok && !strings.HasPrefix(loc.Dir, loc.MountPoint) {
 				t.Fatalf("dir %q outside mount point %q", loc.Dir, loc.MountPoint)

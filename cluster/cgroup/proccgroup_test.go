@@ -1,18 +1,13 @@
-package cpus
+package cgroup
 
 import (
 	"strings"
 	"testing"
 )
 
-// The /proc/self/cgroup vectors of docs/workers.md.
-var procCgroupVectors = []struct {
-	name string
-	in   string
-	want Hierarchy
-	ok   bool
-	err  bool
-}{
+// The /proc/self/cgroup vectors of docs/workers.md (controller cpu) and
+// docs/memory.md (controller memory).
+var procCgroupVectors = []procCgroupVector{
 	{
 		name: "v1 cpu wins over blkio and v2",
 		in:   "2:cpu,cpuacct:/a/b/cpu\n1:blkio:/a/b/blkio\n0::/a/b/v2\n",
@@ -41,14 +36,47 @@ var procCgroupVectors = []struct {
 	{name: "line with one colon", in: "4:cpu\n", err: true},
 	{name: "non-numeric ID", in: "x:cpu:/a\n", err: true},
 	{name: "relative path", in: "0::a/b\n", err: true},
+	{
+		name: "memory: this machine, memory on v1", ctl: "memory",
+		in:   "9:name=systemd:/\n8:pids:/\n7:blkio:/\n6:freezer:/\n5:devices:/\n4:memory:/process_api/bb7602fd\n3:cpuset:/\n2:cpuacct:/\n1:cpu:/\n0::/\n",
+		want: Hierarchy{Version: 1, Controllers: "memory", Path: "/process_api/bb7602fd"}, ok: true,
+	},
+	{name: "memory: v2 only", ctl: "memory", in: "0::/kubepods.slice/pod/c\n", want: Hierarchy{Version: 2, Path: "/kubepods.slice/pod/c"}, ok: true},
+	{name: "memory: the cpu line is not memory's", ctl: "memory", in: "2:cpu,cpuacct:/a\n0::/b\n", want: Hierarchy{Version: 2, Path: "/b"}, ok: true},
+	{name: "memory: memsw is no token of its own", ctl: "memory", in: "3:memory_x:/a\n"},
+	{name: "memory: named hierarchy only", ctl: "memory", in: "1:name=systemd:/\n"},
+	{name: "empty controller matches nothing", ctl: "-", in: "1:a,,b:/x\n"},
+}
+
+type procCgroupVector struct {
+	name string
+	ctl  string // the controller asked for: "" is cpu, "-" the empty name
+	in   string
+	want Hierarchy // but for Controller, the one asked for when ok
+	ok   bool
+	err  bool
+}
+
+func (v procCgroupVector) controller() string {
+	switch v.ctl {
+	case "":
+		return "cpu"
+	case "-":
+		return ""
+	}
+	return v.ctl
 }
 
 func TestParseProcCgroup(t *testing.T) {
 	for _, v := range procCgroupVectors {
 		t.Run(v.name, func(t *testing.T) {
-			h, ok, err := ParseProcCgroup(strings.NewReader(v.in))
-			if (err != nil) != v.err || ok != v.ok || h != v.want {
-				t.Errorf("ParseProcCgroup(%q) = %+v, %v, %v; want %+v, %v, error %v", v.in, h, ok, err, v.want, v.ok, v.err)
+			want := v.want
+			if v.ok {
+				want.Controller = v.controller()
+			}
+			h, ok, err := ParseProcCgroup(strings.NewReader(v.in), v.controller())
+			if (err != nil) != v.err || ok != v.ok || h != want {
+				t.Errorf("ParseProcCgroup(%q, %q) = %+v, %v, %v; want %+v, %v, error %v", v.in, v.controller(), h, ok, err, want, v.ok, v.err)
 			}
 		})
 	}
@@ -66,18 +94,26 @@ func TestHasToken(t *testing.T) {
 			t.Errorf("hasToken(%q, cpu) = %v", c.list, got)
 		}
 	}
+	for _, list := range []string{"", ",", "a,,b", "cpu"} {
+		if hasToken(list, "") {
+			t.Errorf("hasToken(%q, \"\") = true", list)
+		}
+	}
 }
 
 func FuzzParseProcCgroup(f *testing.F) {
 	for _, v := range procCgroupVectors {
-		f.Add(v.in)
+		f.Add(v.in, v.controller())
 	}
-	f.Fuzz(func(t *testing.T, s string) {
-		h, ok, err := ParseProcCgroup(strings.NewReader(s))
+	f.Fuzz(func(t *testing.T, s, controller string) {
+		h, ok, err := ParseProcCgroup(strings.NewReader(s), controller)
 		if err != nil && ok {
 			t.Fatalf("ok with an error: %v", err)
 		}
 		if ok {
+			if h.Controller != controller || (h.Version == 1 && !hasToken(h.Controllers, controller)) {
+				t.Fatalf("line %+v chosen for controller %q", h, controller)
+			}
 			if h.Version != 1 && h.Version != 2 {
 				t.Fatalf("version %d", h.Version)
 			}
