@@ -112,10 +112,17 @@ func TestSetting(t *testing.T) {
 		{"64 KiB above", "E04-setting-agrees-within-a-page", 299999232 + 64<<10, 299999232, SourceCgroupV2, "HERD_MEMORY_LIMIT is 286.16MiB (300064768 bytes) but the cgroup limit is 286.1MiB"},
 		{"below", "V1-01-container-limit", 128 << 20, 256 << 20, SourceCgroupV1, "HERD_MEMORY_LIMIT is 128MiB (134217728 bytes) but the cgroup limit is 256MiB (memory.limit_in_bytes in /sys/fs/cgroup/memory/kubepods/burstable/pod1/c1)"},
 		{"memory.max, not a memory.high below it", "V2-04-high-below-max", 256 << 20, 200 << 20, SourceCgroupV2, ""},
-		{"memory.high alone is compared", "V2-04-high-below-max", 200 << 20, 200 << 20, SourceCgroupV2, "cgroup limit is 256MiB (memory.max"},
+		{"memory.max, even with a memory.high below it", "V2-04-high-below-max", 200 << 20, 200 << 20, SourceCgroupV2, "cgroup limit is 256MiB (memory.max"},
+		{"a memory.high alone", "V2-04-high-below-max/no-max", 200 << 20, 200 << 20, SourceCgroupV2, ""},
+		{"a memory.high alone that differs", "V2-04-high-below-max/no-max", 256 << 20, 200 << 20, SourceCgroupV2, "cgroup limit is 200MiB (memory.high"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := mustCompute(t, Input{FS: budget(c.fixture), Limit: c.setting})
+			fixture, noMax := strings.CutSuffix(c.fixture, "/no-max")
+			fsys := budget(fixture)
+			if noMax {
+				fsys["sys/fs/cgroup/a/b/memory.max"] = &fstest.MapFile{Data: []byte("max\n")}
+			}
+			r := mustCompute(t, Input{FS: fsys, Limit: c.setting})
 			if r.Limit != c.limit || r.Source != c.source {
 				t.Errorf("limit %d source %s, want %d %s", r.Limit, r.Source, c.limit, c.source)
 			}
