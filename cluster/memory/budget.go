@@ -208,13 +208,13 @@ func (r *Result) parseLimit(raw string) (int64, bool, string) {
 		return 0, false, "no limit here (max)"
 	case "-1":
 		return 0, false, "no limit here (-1)"
-	case "0":
-		return 0, false, "malformed, no limit here: 0 bytes leaves nothing to run in"
 	}
 	v, err := strconv.ParseUint(s, 10, 64)
 	switch {
 	case err != nil && !errors.Is(err, strconv.ErrRange):
 		return 0, false, "malformed, no limit here: want a whole number of bytes or max"
+	case err == nil && v == 0:
+		return 0, false, "malformed, no limit here: 0 bytes leaves nothing to run in"
 	case err != nil || v > math.MaxInt64:
 		return 0, false, `no limit here (2^62 bytes or more: the kernel's "no limit")`
 	case v >= NoLimit:

@@ -63,6 +63,7 @@ func TestComputeFiles(t *testing.T) {
 		odd := map[string]string{
 			"":                                  "malformed",
 			"0\n":                               "0 bytes",
+			"000":                               "0 bytes",
 			"-1\n":                              "no limit here (-1)",
 			"+5\n":                              "malformed",
 			"18446744073709551615":              "2^62 bytes or more",

@@ -110,7 +110,7 @@ func checkInvariants(t *testing.T, r Result) {
 		t.Errorf("%d levels marked smallest, source %s", marked, r.Source)
 	}
 	switch {
-	case r.Source == SourceLimit && r.Limit != r.Setting, r.Source == SourceNone && r.Limit != 0:
+	case r.Source == SourceLimit && r.Limit != r.Setting, r.Source == SourceNone && r.Limit != 0, cgroupDecided && r.Limit <= 0:
 		t.Errorf("source %s, limit %d, setting %d", r.Source, r.Limit, r.Setting)
 	case r.Dir != "" && r.Dir != r.Leaf && !strings.HasPrefix(r.Leaf, r.Dir+"/") && r.Dir != r.MountPoint:
 		t.Errorf("dir %q is neither the leaf %q nor an ancestor", r.Dir, r.Leaf)
