@@ -34,6 +34,7 @@ const (
 	ModeConfig              // herd config
 	ModeDemo                // herd demo: supervise herd's own demo worker
 	ModeCPUs                // herd cpus: explain the worker count
+	ModeMemory              // herd memory: explain the memory budget
 )
 
 // Invocation is a parsed command line.
@@ -41,7 +42,7 @@ type Invocation struct {
 	Mode    Mode
 	Flags   []flagValue
 	Command []string
-	JSON    bool // herd cpus --json
+	JSON    bool // herd cpus --json, herd memory --json
 }
 
 // UsageError is a command line herd cannot act on; it exits 2.
@@ -51,7 +52,7 @@ func (e *UsageError) Error() string { return e.msg }
 
 // subcommands are recognised only as the first word after the flags and only
 // without "--": "herd -- version" runs a program called version.
-var subcommands = map[string]Mode{"version": ModeVersion, "config": ModeConfig, "demo": ModeDemo, "help": ModeHelp, "cpus": ModeCPUs}
+var subcommands = map[string]Mode{"version": ModeVersion, "config": ModeConfig, "demo": ModeDemo, "help": ModeHelp, "cpus": ModeCPUs, "memory": ModeMemory}
 
 // ParseArgs reads "herd [flags] [--] command [args...]" and the subcommands.
 func ParseArgs(args []string) (*Invocation, error) {
@@ -72,7 +73,7 @@ func ParseArgs(args []string) (*Invocation, error) {
 	dashdash := len(rest) < len(args) && args[len(args)-len(rest)-1] == "--"
 	if len(rest) > 0 && !dashdash {
 		if m, ok := subcommands[rest[0]]; ok {
-			if m == ModeCPUs && len(rest) == 2 && (rest[1] == "--json" || rest[1] == "-json") {
+			if (m == ModeCPUs || m == ModeMemory) && len(rest) == 2 && (rest[1] == "--json" || rest[1] == "-json") {
 				inv.Mode, inv.JSON = m, true
 				return inv, nil
 			}
@@ -100,6 +101,7 @@ Usage:
   herd [flags] [--] command [args...]   run the command as N workers
   herd demo                             run herd's built-in HTTP demo on :8080
   herd cpus [--json]                    explain how many workers auto gives here
+  herd memory [--json]                  explain the memory budget here
   herd config                           print the effective configuration
   herd version                          print herd's version
   herd --help                           print this help

@@ -106,6 +106,10 @@ func TestConfigErrors(t *testing.T) {
 		{"min above max", map[string]string{"HERD_MIN_WORKERS": "4", "HERD_MAX_WORKERS": "2"}, nil, "", []string{"HERD_MIN_WORKERS", "HERD_MAX_WORKERS"}},
 		{"scale down checks", map[string]string{"HERD_SCALE_DOWN_CHECKS": "0"}, nil, "", []string{"HERD_SCALE_DOWN_CHECKS", "at least 1"}},
 		{"reserve", map[string]string{"HERD_CPU_RESERVE": "lots"}, nil, "", []string{"HERD_CPU_RESERVE", "lots"}},
+		{"memory limit", map[string]string{"HERD_MEMORY_LIMIT": "lots"}, nil, "", []string{"HERD_MEMORY_LIMIT", "lots", "256Mi"}},
+		{"memory limit unit", map[string]string{"HERD_MEMORY_LIMIT": "1GB"}, nil, "", []string{"HERD_MEMORY_LIMIT", "1GB", `unknown suffix "GB"`, "Gi"}},
+		{"memory limit milli", nil, []flagValue{{"memory-limit", "500m"}}, "", []string{"--memory-limit", "500m", "thousandths"}},
+		{"memory limit fraction", nil, nil, "memory_limit: 1.5\n", []string{"memory_limit", "1.5", "whole number of bytes"}},
 		{"missing file", map[string]string{"HERD_CONFIG": "/nonexistent/herd.yaml"}, nil, "", []string{"HERD_CONFIG", "/nonexistent/herd.yaml"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,6 +159,12 @@ func TestConfigValues(t *testing.T) {
 	if l, err = LoadConfig(nil); err != nil || l.CPURequest != 500 {
 		t.Errorf("HERD_CPU_REQUEST=500 (the Downward API's millicores): %v %v", l.CPURequest, err)
 	}
+	for in, want := range map[string]string{"268435456": "256Mi", "256Mi": "256Mi", "1G": "1G", "0": "", "300000001": "300000001"} {
+		t.Setenv("HERD_MEMORY_LIMIT", in)
+		if l, err = LoadConfig(nil); err != nil || l.MemoryLimit.String() != want {
+			t.Errorf("HERD_MEMORY_LIMIT=%s: %q, %v; want %q", in, l.MemoryLimit.String(), err, want)
+		}
+	}
 	if !l.Workers.Auto || time.Duration(l.ShutdownTimeout) != 40*time.Second || l.StopSignal.String() != "QUIT" ||
 		l.ExitRemap.String() != "137=1,143=0" || bool(l.Subreaper) || l.TerminationLog != "off" {
 		t.Errorf("parsed %+v", l.Config)
@@ -201,6 +211,11 @@ func TestParseArgs(t *testing.T) {
 		{args: []string{"cpus"}, mode: ModeCPUs},
 		{args: []string{"cpus", "--json"}, mode: ModeCPUs},
 		{args: []string{"cpus", "--yaml"}, usage: true},
+		{args: []string{"memory"}, mode: ModeMemory},
+		{args: []string{"memory", "--json"}, mode: ModeMemory},
+		{args: []string{"memory", "-json"}, mode: ModeMemory},
+		{args: []string{"memory", "--yaml"}, usage: true},
+		{args: []string{"--", "memory"}, command: []string{"memory"}},
 		{args: []string{"demo"}, mode: ModeDemo},
 		{args: []string{"--help"}, mode: ModeHelp},
 		{args: []string{"-h"}, mode: ModeHelp},
@@ -350,6 +365,8 @@ func TestConfigNumberRange(t *testing.T) {
 		{"HERD_BACKLOG", "-1", []string{"must not be negative"}},
 		{"HERD_CPU_REQUEST", "-500m", []string{"must not be negative"}},
 		{"HERD_CPU_LIMIT", "99999999999999999999", []string{"too large: at most 9223372036854775807 millicores"}},
+		{"HERD_MEMORY_LIMIT", "-256Mi", []string{"must not be negative"}},
+		{"HERD_MEMORY_LIMIT", "8Ei", []string{"too large: at most 9223372036854775807 bytes"}},
 	} {
 		t.Run(tc.env+"="+tc.val, func(t *testing.T) {
 			t.Setenv(tc.env, tc.val)

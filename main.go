@@ -11,6 +11,7 @@ import (
 
 	"github.com/herd-sh/herd/cluster"
 	"github.com/herd-sh/herd/cluster/cpus"
+	"github.com/herd-sh/herd/cluster/memory"
 	initproc "github.com/herd-sh/herd/init"
 )
 
@@ -67,6 +68,8 @@ func run(args []string) int {
 		return 0
 	case ModeCPUs:
 		return explainCPUs(cfg, inv.JSON, log)
+	case ModeMemory:
+		return explainMemory(cfg, inv.JSON, log)
 	case ModeDemo:
 		self, err := os.Executable()
 		if err != nil {
@@ -120,6 +123,30 @@ func cpuBudget(cfg Config) (cpus.Result, error) {
 		Max:      int(cfg.MaxWorkers),
 		Reserve:  cpus.Fraction{Num: uint64(cfg.CPUReserve), Den: 1000},
 	})
+}
+
+// explainMemory is herd memory: the memory budget here, and why, as a
+// table or (asJSON) as JSON.
+func explainMemory(cfg *Loaded, asJSON bool, log *slog.Logger) int {
+	res, err := memoryBudget(cfg.Config)
+	if err != nil {
+		log.Error("memory budget", "err", err)
+		return 1
+	}
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(res)
+		return 0
+	}
+	_ = res.WriteTable(os.Stdout)
+	return 0
+}
+
+// memoryBudget finds the memory budget from this process's own view of
+// /proc and /sys (cluster/memory) and HERD_MEMORY_LIMIT.
+func memoryBudget(cfg Config) (memory.Result, error) {
+	return memory.Compute(memory.Input{FS: os.DirFS("/"), Limit: int64(cfg.MemoryLimit)})
 }
 
 func newLogger(cfg Config) *slog.Logger {

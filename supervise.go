@@ -18,6 +18,7 @@ import (
 	"github.com/herd-sh/herd/cluster"
 	"github.com/herd-sh/herd/cluster/cpus"
 	"github.com/herd-sh/herd/cluster/listen"
+	"github.com/herd-sh/herd/cluster/memory"
 	"github.com/herd-sh/herd/cluster/notify"
 	"github.com/herd-sh/herd/health"
 	initproc "github.com/herd-sh/herd/init"
@@ -68,6 +69,9 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 	if st.workers, st.budget, st.recompute, err = countWorkers(cfg, log); err != nil {
 		return 1
 	}
+	if st.memory, err = logMemoryBudget(cfg, log); err != nil {
+		return 1
+	}
 	st.ignored = ignoredSignals(log)
 
 	r := reaper.New(log)
@@ -108,6 +112,7 @@ type startup struct {
 	workers    int
 	budget     *cpus.Result                // with HERD_WORKERS=auto
 	recompute  func() (cpus.Result, error) // with HERD_WORKERS=auto
+	memory     memory.Result               // the memory budget at start
 	ignored    uint64                      // signals herd inherited at SIG_IGN
 }
 
@@ -195,6 +200,21 @@ func countWorkers(cfg *Loaded, log *slog.Logger) (int, *cpus.Result, func() (cpu
 			cfg.name("HERD_READY_MIN"), int(cfg.ReadyMin), res.Workers, cfg.name("HERD_WORKERS")))
 	}
 	return res.Workers, &res, func() (cpus.Result, error) { return cpuBudget(cfg.Config) }, nil
+}
+
+// logMemoryBudget finds the memory budget and logs it: one line, then its
+// warnings. The error has been logged.
+func logMemoryBudget(cfg *Loaded, log *slog.Logger) (memory.Result, error) {
+	res, err := memoryBudget(cfg.Config)
+	if err != nil {
+		log.Error("memory budget", "err", err)
+		return memory.Result{}, err
+	}
+	log.Info("memory budget: " + res.LogLine())
+	for _, w := range res.Warnings {
+		log.Warn("memory budget: " + w)
+	}
+	return res, nil
 }
 
 // ignoredSignals is the set of signals herd inherited at SIG_IGN. Such a

@@ -65,7 +65,7 @@ helm template herd charts/herd --kube-version "$kube_version" >/dev/null
 # panic. A count rather than a duration: under load Go's fuzzing coordinator
 # can miss a duration's deadline and report "context deadline exceeded"
 # although nothing failed; that one message alone earns a second try.
-for pkg in ./cluster/cpus ./cluster ./cluster/ipc ./cluster/listen ./cluster/notify ./init; do
+for pkg in ./cluster/cgroup ./cluster/cpus ./cluster/memory ./cluster ./cluster/ipc ./cluster/listen ./cluster/notify ./init; do
   for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
     if ! out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-15000x}" "$pkg" 2>&1); then
       echo "$out"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/herd-sh/herd/cluster/cpus"
 	"github.com/herd-sh/herd/cluster/listen"
+	"github.com/herd-sh/herd/cluster/memory"
 	initproc "github.com/herd-sh/herd/init"
 )
 
@@ -109,6 +110,21 @@ func (a *CPUAmount) String() string {
 	}
 	return strconv.FormatInt(int64(*a), 10) + "m"
 }
+
+// MemoryAmount is an amount of memory in bytes, written as
+// memory.ParseQuantity reads it (268435456, 256Mi, 1G); 0 is none.
+type MemoryAmount int64
+
+func (a *MemoryAmount) Set(s string) error {
+	n, err := memory.ParseQuantity(s)
+	if err != nil {
+		return err
+	}
+	*a = MemoryAmount(n)
+	return nil
+}
+
+func (a *MemoryAmount) String() string { return memory.FormatQuantity(int64(*a)) }
 
 // Listen is HERD_LISTEN: the addresses herd binds.
 type Listen []listen.Spec

@@ -20,6 +20,7 @@ type want struct {
 	listenPort   int32
 	healthPort   int32
 	cpuLimit     bool // HERD_CPU_LIMIT passed (resources.limits.cpu set)
+	memoryLimit  bool // HERD_MEMORY_LIMIT passed (resources.limits.memory set)
 	replicas     *int32
 	grace        int64
 	pdb, hpa     bool
@@ -36,7 +37,7 @@ func ptr[T any](v T) *T { return &v }
 // value sets, into objects that strict-decode into the Kubernetes API
 // types and say what herd needs.
 func TestChartValueSets(t *testing.T) {
-	base := want{policy: "rr", workers: "auto", listenPort: 8080, healthPort: 9090, cpuLimit: true,
+	base := want{policy: "rr", workers: "auto", listenPort: 8080, healthPort: 9090, cpuLimit: true, memoryLimit: true,
 		replicas: ptr[int32](1), grace: 30, servicePort: 80, shutdownSecs: [2]int{5, 20}}
 	for _, c := range []struct {
 		name string
@@ -44,7 +45,7 @@ func TestChartValueSets(t *testing.T) {
 		want func(w *want)
 	}{
 		{"defaults", "", func(w *want) {}},
-		{"requests without limits", "requests-only.yaml", func(w *want) { w.cpuLimit = false }},
+		{"requests without limits", "requests-only.yaml", func(w *want) { w.cpuLimit, w.memoryLimit = false, false }},
 		{"policy none", "policy-none.yaml", func(w *want) {
 			w.policy, w.listenPort, w.healthPort, w.servicePort = "none", 8000, 8081, 8000
 			w.args = []string{"python3", "server.py"}
@@ -129,6 +130,7 @@ func checkRelease(t *testing.T, r *release, w want) {
 	if _, ok := c.Resources.Requests[corev1.ResourceCPU]; !ok {
 		t.Errorf("no CPU request")
 	}
+	checkMemoryLimit(t, env, c, w.memoryLimit)
 
 	// Ports and probes: herd's endpoints on herd's health port.
 	ports := map[string]int32{}
@@ -259,6 +261,31 @@ func checkResourceRef(t *testing.T, env map[string]*corev1.EnvVar, name, contain
 	ref := e.ValueFrom.ResourceFieldRef
 	if ref.Resource != res || ref.ContainerName != container || ref.Divisor.Cmp(resource.MustParse("1m")) != 0 {
 		t.Errorf("%s: resourceFieldRef %+v (divisor %s), want %s of container %s with divisor 1m", e.Name, ref, ref.Divisor.String(), res, container)
+	}
+}
+
+// checkMemoryLimit: the memory limit reaches herd as HERD_MEMORY_LIMIT
+// straight from the Downward API, in bytes (divisor 1), only when the
+// container has one.
+func checkMemoryLimit(t *testing.T, env map[string]*corev1.EnvVar, c corev1.Container, want bool) {
+	t.Helper()
+	_, has := c.Resources.Limits[corev1.ResourceMemory]
+	e := env["HERD_MEMORY_LIMIT"]
+	if !want {
+		if e != nil || has {
+			t.Errorf("HERD_MEMORY_LIMIT = %+v, memory limit rendered %v; want neither: without a limit the Downward API reports the node's allocatable memory", e, has)
+		}
+		return
+	}
+	if !has {
+		t.Errorf("no memory limit rendered")
+	}
+	if e == nil || e.Value != "" || e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil {
+		t.Fatalf("HERD_MEMORY_LIMIT = %+v, want it from the Downward API", e)
+	}
+	ref := e.ValueFrom.ResourceFieldRef
+	if ref.Resource != "limits.memory" || ref.ContainerName != c.Name || ref.Divisor.Cmp(resource.MustParse("1")) != 0 {
+		t.Errorf("HERD_MEMORY_LIMIT: resourceFieldRef %+v (divisor %s), want limits.memory of container %s with divisor 1", ref, ref.Divisor.String(), c.Name)
 	}
 }
 
@@ -486,6 +513,54 @@ func TestCPUUnitsReachHerd(t *testing.T) {
 		}
 		if !strings.Contains(strings.Join(strings.Fields(string(out)), ""), tc.want) {
 			t.Errorf("request %s limit %s: herd cpus --json with %v does not say %s:\n%s", tc.request, tc.limit, cmd.Env, tc.want, out)
+		}
+	}
+}
+
+// TestMemoryLimitReachesHerd: the memory limit comes out of the Downward
+// API as a bare number of bytes, which herd reads as bytes, exactly;
+// without a limit nothing is passed. Resolved as the kubelet does, then
+// read by herd itself.
+func TestMemoryLimitReachesHerd(t *testing.T) {
+	for _, tc := range []struct {
+		limit string // resources.limits.memory; "" for none
+		env   string // HERD_MEMORY_LIMIT as the kubelet resolves it
+	}{
+		{"256Mi", "268435456"},
+		{"300M", "300000000"},
+		{"1.5Gi", "1610612736"},
+		{"", ""},
+	} {
+		args := []string{"--set", "resources.limits.memory=" + tc.limit}
+		if tc.limit == "" {
+			args = []string{"--set", "resources.limits.memory=null"}
+		}
+		r := renderRelease(t, args...)
+		c := r.deployment.Spec.Template.Spec.Containers[0]
+		env, err := containerEnv(imageConfig{}, c, "pod-0", resource.MustParse("16"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, set := "", false
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, "HERD_MEMORY_LIMIT="); ok {
+				got, set = v, true
+			}
+		}
+		if got != tc.env || set != (tc.limit != "") {
+			t.Errorf("limit %q: HERD_MEMORY_LIMIT=%q (set %v), want %q", tc.limit, got, set, tc.env)
+		}
+		if !set {
+			continue
+		}
+		cmd := exec.Command(goBuild(t, "."), "memory", "--json")
+		cmd.Env = []string{"HERD_MEMORY_LIMIT=" + got}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("herd memory --json with %v: %v\n%s", cmd.Env, err, out)
+		}
+		if want := `"limit_setting":` + tc.env + ","; !strings.Contains(strings.Join(strings.Fields(string(out)), ""), want) {
+			t.Errorf("limit %s: herd memory --json with %v does not say %s:\n%s", tc.limit, cmd.Env, want, out)
 		}
 	}
 }

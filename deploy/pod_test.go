@@ -96,11 +96,58 @@ func cpuQuantity(c corev1.Container, res string, allocatable resource.Quantity) 
 	return resource.Quantity{}
 }
 
+// nodeMemory is the node's allocatable memory, which the Downward API
+// reports as limits.memory for a container without a memory limit.
+var nodeMemory = resource.MustParse("16Gi")
+
+// memoryQuantity is the container's memory request or limit as the
+// Downward API sees it, as cpuQuantity is for CPU.
+func memoryQuantity(c corev1.Container, res string) resource.Quantity {
+	limit, hasLimit := c.Resources.Limits[corev1.ResourceMemory]
+	switch res {
+	case "limits.memory":
+		if hasLimit {
+			return limit
+		}
+		return nodeMemory
+	case "requests.memory":
+		if q, ok := c.Resources.Requests[corev1.ResourceMemory]; ok {
+			return q
+		}
+		if hasLimit {
+			return limit
+		}
+	}
+	return resource.Quantity{}
+}
+
+// resolveResource is the value the kubelet gives a resourceFieldRef: the
+// quantity in units of the divisor, rounded up (CPU in millicores first,
+// memory in bytes).
+func resolveResource(c corev1.Container, name string, ref *corev1.ResourceFieldSelector, allocatable resource.Quantity) (string, error) {
+	if ref.ContainerName != "" && ref.ContainerName != c.Name {
+		return "", fmt.Errorf("%s: resourceFieldRef names container %q, not %q", name, ref.ContainerName, c.Name)
+	}
+	div := ref.Divisor
+	if div.IsZero() {
+		div = resource.MustParse("1")
+	}
+	switch ref.Resource {
+	case "requests.cpu", "limits.cpu":
+		q := cpuQuantity(c, ref.Resource, allocatable)
+		return strconv.FormatInt(int64(math.Ceil(float64(q.MilliValue())/float64(div.MilliValue()))), 10), nil
+	case "requests.memory", "limits.memory":
+		q := memoryQuantity(c, ref.Resource)
+		return strconv.FormatInt(int64(math.Ceil(float64(q.Value())/float64(div.Value()))), 10), nil
+	}
+	return "", fmt.Errorf("%s: resource %s is not resolved here", name, ref.Resource)
+}
+
 // containerEnv is the image's ENV, then the container's env with the
-// Downward API resolved as the kubelet resolves it (the CPU in units of
-// the divisor, rounded up) and $(NAME) expanded from the container's
-// variables defined before it, then what the kubelet adds to every
-// container.
+// Downward API resolved as the kubelet resolves it (CPU and memory in
+// units of the divisor, rounded up) and $(NAME) expanded from the
+// container's variables defined before it, then what the kubelet adds to
+// every container.
 func containerEnv(img imageConfig, c corev1.Container, pod string, allocatable resource.Quantity) ([]string, error) {
 	env := slices.Clone(img.env)
 	defined := map[string]string{} // the container's own, so far
@@ -119,19 +166,11 @@ func containerEnv(img imageConfig, c corev1.Container, pod string, allocatable r
 		case e.ValueFrom == nil:
 			set(e.Name, expandRefs(e.Value, defined))
 		case e.ValueFrom.ResourceFieldRef != nil:
-			ref := e.ValueFrom.ResourceFieldRef
-			if ref.ContainerName != "" && ref.ContainerName != c.Name {
-				return nil, fmt.Errorf("%s: resourceFieldRef names container %q, not %q", e.Name, ref.ContainerName, c.Name)
+			v, err := resolveResource(c, e.Name, e.ValueFrom.ResourceFieldRef, allocatable)
+			if err != nil {
+				return nil, err
 			}
-			if ref.Resource != "requests.cpu" && ref.Resource != "limits.cpu" {
-				return nil, fmt.Errorf("%s: resource %s is not resolved here", e.Name, ref.Resource)
-			}
-			div := ref.Divisor
-			if div.IsZero() {
-				div = resource.MustParse("1")
-			}
-			q := cpuQuantity(c, ref.Resource, allocatable)
-			set(e.Name, strconv.FormatInt(int64(math.Ceil(float64(q.MilliValue())/float64(div.MilliValue()))), 10))
+			set(e.Name, v)
 		default:
 			return nil, fmt.Errorf("%s: valueFrom %+v is not resolved here", e.Name, e.ValueFrom)
 		}
@@ -711,6 +750,7 @@ func TestPodUnderRunc(t *testing.T) {
 			t.Errorf("warning %q: the Downward API limit and the quota the kubelet set disagree", m)
 		}
 	}
+	checkMemoryBudget(t, logs, spec.memory)
 	workers := logs.workerPids()
 	if len(workers) != want {
 		t.Errorf("herd started workers %v, want %d", workers, want)
@@ -858,5 +898,27 @@ func editJSON(t *testing.T, file string, f func(map[string]any)) {
 	}
 	if err := os.WriteFile(file, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkMemoryBudget: herd's memory budget is the container's memory limit,
+// read from the cgroup the runtime limited, and HERD_MEMORY_LIMIT, from
+// the Downward API, agrees with it: no warning.
+func checkMemoryBudget(t *testing.T, logs *logBuf, limit int64) {
+	t.Helper()
+	budget := logs.records("memory budget: limit=")
+	if len(budget) != 1 {
+		t.Fatalf("%d memory budget lines, want 1", len(budget))
+	}
+	msg := budget[0]["msg"].(string)
+	kv := keyValues(msg)
+	bytes := strconv.FormatInt(limit, 10)
+	if !strings.HasPrefix(kv["source"], "cgroup-") || (kv["memory.max"] != bytes && kv["memory.limit_in_bytes"] != bytes) || kv["HERD_MEMORY_LIMIT"] == "" {
+		t.Errorf("memory budget %q: want the container's cgroup limit, %s bytes, and HERD_MEMORY_LIMIT", msg, bytes)
+	}
+	for _, w := range logs.records("memory budget: ") {
+		if m := w["msg"].(string); strings.Contains(m, "HERD_MEMORY_LIMIT is") {
+			t.Errorf("warning %q: the Downward API limit and the cgroup limit the runtime set disagree", m)
+		}
 	}
 }

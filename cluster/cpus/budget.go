@@ -6,6 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+
+	"github.com/herd-sh/herd/cluster/cgroup"
 )
 
 // Sources: the input that decided the budget.
@@ -184,62 +186,18 @@ func (in Input) check() error {
 	return nil
 }
 
-// locate finds the cgroup directory, recording why in r.
-func (r *Result) locate(fsys fs.FS) (Location, bool) {
-	h, ok, err := readCgroup(fsys)
-	version := 0
-	switch {
-	case err != nil:
-		r.note("%v; guessing the cgroup directory", err)
-	case !ok:
-		r.note("/proc/self/cgroup names no hierarchy with the cpu controller: no cgroup CPU limit applies")
-		return Location{}, false
-	default:
-		r.Cgroup, r.Version, version = h.Path, h.Version, h.Version
-		mounts, err := readMountinfo(fsys)
-		if err != nil {
-			r.note("%v; guessing the cgroup directory", err)
-			break
-		}
-		loc, ok, err := Resolve(h, mounts)
-		if err != nil {
-			r.warn("%v: its CPU limit cannot be read, so it is ignored", err)
-			return Location{}, false
-		}
-		if ok {
-			return loc, true
-		}
-		r.note("/proc/self/mountinfo has no %s mount; guessing the cgroup directory", kind(version))
-	}
-	loc, ok := guess(fsys, version)
-	if !ok {
-		r.note("no cgroup directory found: no cgroup CPU limit is known")
-		return Location{}, false
-	}
-	r.note("guessed cgroup directory %s (cgroup v%d)", loc.Dir, loc.Version)
-	return loc, true
-}
-
-func readCgroup(fsys fs.FS) (Hierarchy, bool, error) {
-	f, err := fsys.Open("proc/self/cgroup")
-	if err != nil {
-		return Hierarchy{}, false, fmt.Errorf("reading /proc/self/cgroup: %w", err)
-	}
-	defer f.Close()
-	return ParseProcCgroup(f)
-}
-
-func readMountinfo(fsys fs.FS) ([]Mount, error) {
-	f, err := fsys.Open("proc/self/mountinfo")
-	if err != nil {
-		return nil, fmt.Errorf("reading /proc/self/mountinfo: %w", err)
-	}
-	defer f.Close()
-	return ParseMountinfo(f)
+// locate finds the cgroup directory of the cpu controller, recording how
+// in r.
+func (r *Result) locate(fsys fs.FS) (cgroup.Location, bool) {
+	lk := cgroup.Locate(fsys, "cpu")
+	r.Cgroup, r.Version = lk.Hierarchy.Path, lk.Hierarchy.Version
+	r.Warnings = append(r.Warnings, lk.Warnings...)
+	r.Notes = append(r.Notes, lk.Notes...)
+	return lk.Location, lk.Found
 }
 
 // walk reads the limit of every level of loc, sets r.Levels and r.Quota.
-func (r *Result) walk(fsys fs.FS, loc Location) {
+func (r *Result) walk(fsys fs.FS, loc cgroup.Location) {
 	smallest := -1
 	for _, dir := range loc.Levels() {
 		var lv Level
@@ -334,6 +292,14 @@ func unreadable(err error) string {
 // maxFile bounds what is read of a limit file: the real ones hold a few
 // dozen bytes.
 const maxFile = 4096
+
+// fsPath turns an absolute path into a name for an fs.FS rooted at "/".
+func fsPath(abs string) string {
+	if p := strings.TrimLeft(abs, "/"); p != "" {
+		return p
+	}
+	return "."
+}
 
 // readSmall reads a limit file of at most maxFile bytes.
 func readSmall(fsys fs.FS, abs string) (string, error) {

@@ -12,6 +12,14 @@ import (
 	"testing/fstest"
 )
 
+// mountinfo lines for the tests that build a file system in memory; the
+// parser's own tests are in package cgroup.
+const (
+	lineV2      = "1399 1398 0:30 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw,nsdelegate,memory_recursiveprot"
+	lineV1Mixed = "606 603 0:30 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro,nosuid,nodev,noexec,relatime master:16 - cgroup cgroup rw,cpu,cpuacct"
+	lineOutside = "1399 1398 0:30 /../../.. /sys/fs/cgroup ro,nosuid - cgroup2 cgroup rw"
+)
+
 func fixture(name string) fs.FS { return os.DirFS("testdata/" + name) }
 
 func mustCompute(t *testing.T, in Input) Result {

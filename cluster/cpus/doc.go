@@ -10,7 +10,8 @@
 //
 //  1. Affinity A is the number of CPUs in sched_getaffinity(0)'s mask,
 //     passed in (see Affinity, which grows its buffer past 1024 CPUs).
-//  2. The cgroup directory: /proc/self/cgroup names the process's cgroup in
+//  2. The cgroup directory, found by package cgroup (Locate with the
+//     controller "cpu"): /proc/self/cgroup names the process's cgroup in
 //     the hierarchy holding the cpu controller (a v1 line with the exact
 //     token "cpu" wins, else the "0::" line is v2; each line is split on
 //     its first two colons only). /proc/self/mountinfo names where that
