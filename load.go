@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/herd-sh/herd/cluster"
 	"github.com/kelseyhightower/envconfig"
 )
 
@@ -104,6 +105,25 @@ func (l *Loaded) check() error {
 	if l.Workers.Auto && l.MaxWorkers > 0 && l.ReadyMin > l.MaxWorkers {
 		return l.bad("HERD_READY_MIN", fmt.Errorf("must not be more than %s, the most workers %s runs (readiness could never pass)",
 			l.shown("HERD_MAX_WORKERS"), l.shown("HERD_WORKERS")))
+	}
+	return l.checkMemory()
+}
+
+// checkMemory validates the memory settings against each other and the
+// policy. Watermarks given as amounts are checked again at start, once the
+// limit is known.
+func (l *Loaded) checkMemory() error {
+	hi, cr := l.MemoryHigh, l.MemoryCritical
+	if !hi.Off && !cr.Off && ((hi.Percent > 0 && cr.Percent > 0 && cr.Percent <= hi.Percent) ||
+		(hi.Bytes > 0 && cr.Bytes > 0 && cr.Bytes <= hi.Bytes)) {
+		return l.bad("HERD_MEMORY_CRITICAL", fmt.Errorf("must be above %s, or off", l.shown("HERD_MEMORY_HIGH")))
+	}
+	if l.MaxRequests > 0 && l.SchedPolicy != cluster.PolicyRR {
+		return l.bad("HERD_MAX_REQUESTS", fmt.Errorf("needs HERD_SCHED_POLICY=rr (it is %q): under none and reuseport the workers accept connections themselves, and herd cannot count them",
+			string(l.SchedPolicy)))
+	}
+	if l.MaxRequestsJitter > 0 && l.MaxRequests == 0 {
+		return l.bad("HERD_MAX_REQUESTS_JITTER", errors.New("needs HERD_MAX_REQUESTS"))
 	}
 	return nil
 }

@@ -72,6 +72,10 @@ func supervise(cfg *Loaded, command []string, signals <-chan os.Signal, log *slo
 	if st.memory, err = logMemoryBudget(cfg, log); err != nil {
 		return 1
 	}
+	if err := checkWatermarks(cfg, st.memory.Limit); err != nil {
+		fmt.Fprintln(os.Stderr, "herd:", err)
+		return initproc.ExitUsage
+	}
 	st.ignored = ignoredSignals(log)
 
 	r := reaper.New(log)
@@ -265,7 +269,34 @@ func clusterConfig(cfg *Loaded, st *startup) cluster.Config {
 		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout),
 		Foreground:      st.workers == 1 && initproc.IsTerminal(0),
 		PID1:            st.pid1,
+		Memory:          memoryConfig(cfg, st.memory),
 	}
+}
+
+// checkWatermarks refuses a critical watermark at or below the high one,
+// as they are once the limit is known.
+func checkWatermarks(cfg *Loaded, limit int64) error {
+	hi, cr := cfg.MemoryHigh.Of(limit), cfg.MemoryCritical.Of(limit)
+	if hi > 0 && cr > 0 && cr <= hi {
+		return cfg.bad("HERD_MEMORY_CRITICAL", fmt.Errorf("must be above %s: with the %s limit they are %s and %s",
+			cfg.shown("HERD_MEMORY_HIGH"), memory.Bytes(limit), memory.Bytes(cr), memory.Bytes(hi)))
+	}
+	return nil
+}
+
+// memoryConfig is what the supervisor does about memory: the budget found
+// at start, the watermarks it gives, the recycling settings.
+func memoryConfig(cfg *Loaded, res memory.Result) cluster.Memory {
+	m := cluster.Memory{
+		Limit: res.Limit, Source: res.Source, Dir: res.Dir, OOMDir: res.Dir, Version: res.Version,
+		High: cfg.MemoryHigh.Of(res.Limit), Critical: cfg.MemoryCritical.Of(res.Limit),
+		WorkerMax: int64(cfg.WorkerMaxMemory), MaxRequests: int(cfg.MaxRequests), Jitter: int(cfg.MaxRequestsJitter),
+	}
+	if res.Version == 1 {
+		// cgroup v1 counts an OOM kill in the victim's own cgroup only.
+		m.OOMDir = res.Leaf
+	}
+	return m
 }
 
 // startProbes starts the probe server of HERD_HEALTH_ADDR (none for off)

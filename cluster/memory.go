@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -245,18 +244,4 @@ func (s *Supervisor) recycleFigures(w *worker, reason string) []any {
 		}
 	}
 	return args
-}
-
-// Bytes writes n bytes for a person: 256MiB, 1.5GiB, 512KiB, 100B.
-func Bytes(n int64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	v, i := float64(n), 0
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	if v == float64(int64(v)) {
-		return strconv.FormatInt(int64(v), 10) + units[i]
-	}
-	return strconv.FormatFloat(v, 'f', 1, 64) + units[i]
 }

@@ -176,11 +176,3 @@ func TestMemoryHints(t *testing.T) {
 		})
 	}
 }
-
-func TestBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "0B", 100: "100B", 1536: "1.5KiB", 256 * testMiB: "256MiB", 3 << 30: "3GiB"} {
-		if got := Bytes(n); got != want {
-			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
-		}
-	}
-}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/herd-sh/herd/cluster/handoff"
 	"github.com/herd-sh/herd/cluster/listen"
+	"github.com/herd-sh/herd/cluster/memory"
 	initproc "github.com/herd-sh/herd/init"
 	"github.com/herd-sh/herd/reaper"
 	"golang.org/x/sys/unix"
@@ -95,7 +96,7 @@ type Exit struct {
 // String is "exit 3" or "signal SIGKILL".
 func (e *Exit) String() string {
 	if e.OOM {
-		return "killed by the OOM killer at " + Bytes(e.Memory)
+		return "killed by the OOM killer at " + memory.Bytes(e.Memory)
 	}
 	if e.Signal != "" {
 		return "signal " + e.Signal
@@ -358,7 +359,7 @@ func (s *Snapshot) memorySummary() string {
 	}
 	line := "memory: "
 	if s.Memory.Limit > 0 {
-		line += fmt.Sprintf("limit %s (%s), working set %s at exit", Bytes(s.Memory.Limit), s.Memory.Source, Bytes(s.Memory.WorkingSet))
+		line += fmt.Sprintf("limit %s (%s), working set %s at exit", memory.Bytes(s.Memory.Limit), s.Memory.Source, memory.Bytes(s.Memory.WorkingSet))
 	} else {
 		line += "no limit"
 	}

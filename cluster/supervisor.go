@@ -280,31 +280,7 @@ func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 	defer close(s.done)
 	defer s.closeSockets()
 	defer s.closeServers()
-	for i := 0; i < s.cfg.Workers; i++ {
-		sl, err := s.newSlot(i)
-		if err != nil {
-			s.log.Error("cannot listen", "err", err, "index", i)
-			s.fail(1)
-			s.beginStop(0, "cannot bind sockets")
-			break
-		}
-		s.slots = append(s.slots, sl)
-		s.initialSlots[sl] = true
-	}
-	for _, sl := range s.slots {
-		if s.stop.active {
-			break
-		}
-		s.start(sl, false)
-	}
-	if s.cfg.Recompute != nil {
-		go s.watch()
-	}
-	if m := s.cfg.Memory; m.OOMDir != "" {
-		s.oomSeen, _ = s.procs.oomKills(m.OOMDir, m.Version)
-	}
-	go s.measure()
-	s.publish()
+	s.startFirst()
 
 	heartbeat := time.NewTicker(Heartbeat)
 	defer heartbeat.Stop()
@@ -349,6 +325,36 @@ func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 		}
 		s.publish()
 	}
+}
+
+// startFirst makes the first slots, starts their workers and the
+// goroutines that feed the loop.
+func (s *Supervisor) startFirst() {
+	for i := 0; i < s.cfg.Workers; i++ {
+		sl, err := s.newSlot(i)
+		if err != nil {
+			s.log.Error("cannot listen", "err", err, "index", i)
+			s.fail(1)
+			s.beginStop(0, "cannot bind sockets")
+			break
+		}
+		s.slots = append(s.slots, sl)
+		s.initialSlots[sl] = true
+	}
+	for _, sl := range s.slots {
+		if s.stop.active {
+			break
+		}
+		s.start(sl, false)
+	}
+	if s.cfg.Recompute != nil {
+		go s.watch()
+	}
+	if m := s.cfg.Memory; m.OOMDir != "" {
+		s.oomSeen, _ = s.procs.oomKills(m.OOMDir, m.Version)
+	}
+	go s.measure()
+	s.publish()
 }
 
 // newSlot makes slot i, binding its own sockets under PolicyReuseport.
