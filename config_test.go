@@ -111,6 +111,14 @@ func TestConfigErrors(t *testing.T) {
 		{"memory limit milli", nil, []flagValue{{"memory-limit", "500m"}}, "", []string{"--memory-limit", "500m", "thousandths"}},
 		{"memory limit fraction", nil, nil, "memory_limit: 1.5\n", []string{"memory_limit", "1.5", "whole number of bytes"}},
 		{"missing file", map[string]string{"HERD_CONFIG": "/nonexistent/herd.yaml"}, nil, "", []string{"HERD_CONFIG", "/nonexistent/herd.yaml"}},
+		{"watermark word", map[string]string{"HERD_MEMORY_HIGH": "lots"}, nil, "", []string{"HERD_MEMORY_HIGH", "lots", "90%", "230Mi", "off"}},
+		{"watermark above 100%", map[string]string{"HERD_MEMORY_HIGH": "150%"}, nil, "", []string{"HERD_MEMORY_HIGH", "150%", "at most 100%"}},
+		{"watermarks in order", map[string]string{"HERD_MEMORY_HIGH": "95%", "HERD_MEMORY_CRITICAL": "90%"}, nil, "", []string{"HERD_MEMORY_CRITICAL", "90%", "above", "HERD_MEMORY_HIGH"}},
+		{"watermark amounts in order", nil, nil, "memory_high: 200Mi\nmemory_critical: 100Mi\n", []string{"memory_critical", "100Mi", "above", "memory_high"}},
+		{"worker max memory", map[string]string{"HERD_WORKER_MAX_MEMORY": "1GB"}, nil, "", []string{"HERD_WORKER_MAX_MEMORY", "1GB", "Gi"}},
+		{"max requests under none", map[string]string{"HERD_MAX_REQUESTS": "1000", "HERD_SCHED_POLICY": "none"}, nil, "", []string{"HERD_MAX_REQUESTS", "HERD_SCHED_POLICY=rr", "none", "cannot count"}},
+		{"max requests negative", map[string]string{"HERD_MAX_REQUESTS": "-5"}, nil, "", []string{"HERD_MAX_REQUESTS", "-5", "not be negative"}},
+		{"jitter alone", map[string]string{"HERD_MAX_REQUESTS_JITTER": "10"}, nil, "", []string{"HERD_MAX_REQUESTS_JITTER", "needs HERD_MAX_REQUESTS"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -559,5 +567,54 @@ func TestStopSignalFault(t *testing.T) {
 		if got := stopSignalFault(sig); got != "" {
 			t.Errorf("%s ends a process by default, got %q", name, got)
 		}
+	}
+}
+
+// Watermarks: a share of the limit, an amount, or off; a share is nothing
+// without a limit.
+func TestWatermark(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		limit int64
+		want  int64
+		text  string
+	}{
+		{"90%", 256 << 20, 241591910, "90%"},
+		{" 85.5% ", 1000, 855, "85.5%"},
+		{"230Mi", 256 << 20, 230 << 20, "230Mi"},
+		{"230Mi", 0, 230 << 20, "230Mi"},
+		{"90%", 0, 0, "90%"},
+		{"OFF", 256 << 20, 0, "off"},
+		{"0", 256 << 20, 0, "off"},
+	} {
+		var w Watermark
+		if err := w.Set(tc.in); err != nil {
+			t.Errorf("Set(%q): %v", tc.in, err)
+			continue
+		}
+		if got := w.Of(tc.limit); got != tc.want || w.String() != tc.text {
+			t.Errorf("%q of %d = %d (%s), want %d (%s)", tc.in, tc.limit, got, w.String(), tc.want, tc.text)
+		}
+	}
+}
+
+// Watermarks given in different forms are put in order once the limit is
+// known, at start.
+func TestCheckWatermarks(t *testing.T) {
+	t.Setenv("HERD_MEMORY_HIGH", "90%")
+	t.Setenv("HERD_MEMORY_CRITICAL", "200Mi")
+	l, err := LoadConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkWatermarks(l, 256<<20); err == nil || !strings.Contains(err.Error(), "HERD_MEMORY_CRITICAL") ||
+		!strings.Contains(err.Error(), "above HERD_MEMORY_HIGH") || !strings.Contains(err.Error(), "256MiB") {
+		t.Errorf("200Mi against 90%% of 256Mi: %v", err)
+	}
+	if err := checkWatermarks(l, 200<<20); err != nil {
+		t.Errorf("200Mi against 90%% of 200Mi: %v", err)
+	}
+	if err := checkWatermarks(l, 0); err != nil {
+		t.Errorf("no limit: %v", err)
 	}
 }

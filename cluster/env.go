@@ -100,26 +100,25 @@ func workerEnv(base []string, id, index, workers int, share *cpus.Fraction) []st
 	return env
 }
 
-// Node's heap, measured with Node 20: heap_size_limit is the old space
-// (--max-old-space-size) plus youngGeneration, three 16 MiB semi-spaces.
+// minOldSpace is the smallest old space herd gives Node, in bytes.
 const (
-	mib             = 1 << 20
-	youngGeneration = 48 * mib
-	minOldSpace     = 32 * mib
+	mib         = 1 << 20
+	minOldSpace = 32 * mib
 )
 
 // memoryHints adds, to a worker's env, its share of the memory budget
 // (HERD_WORKER_MEMORY, bytes) and, unless the environment sets them
 // already, limits that keep the runtimes inside it:
 //
-//   - Node: --max-old-space-size appended to NODE_OPTIONS, three quarters
-//     of the share less the young generation (at least 32 MiB), so that
-//     the heap and what is not heap (code, buffers, the young generation)
-//     fit: a 128 MiB share gives a 48 MiB old space, a 96 MiB heap limit;
+//   - Node: --max-old-space-size appended to NODE_OPTIONS, half the share
+//     (at least 32 MiB), as V8 sizes its heap to half of the memory it
+//     sees when it sees the whole container: the young generation, code,
+//     buffers and the rest of the process fit in the other half. A 128 MiB
+//     share gives a 64 MiB old space;
 //   - Go: GOMEMLIMIT, nine tenths of the share (the runtime's own memory
 //     is small beside the heap).
 func memoryHints(env []string, share int64) []string {
-	old := max(share*3/4-youngGeneration, minOldSpace) / mib
+	old := max(share/2, minOldSpace) / mib
 	nodeOpts, hasGo := -1, false
 	for i, kv := range env {
 		switch k, v, _ := strings.Cut(kv, "="); k {

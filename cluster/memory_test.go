@@ -159,13 +159,13 @@ func TestMemoryHints(t *testing.T) {
 		want  []string
 	}{
 		{"plain", []string{"A=1"}, 128 * testMiB,
-			[]string{"A=1", "NODE_OPTIONS=--max-old-space-size=48", "GOMEMLIMIT=115MiB", "HERD_WORKER_MEMORY=134217728"}},
+			[]string{"A=1", "NODE_OPTIONS=--max-old-space-size=64", "GOMEMLIMIT=115MiB", "HERD_WORKER_MEMORY=134217728"}},
 		{"large share", nil, 1024 * testMiB,
-			[]string{"NODE_OPTIONS=--max-old-space-size=720", "GOMEMLIMIT=921MiB", "HERD_WORKER_MEMORY=1073741824"}},
-		{"small share: the floor", nil, 64 * testMiB,
-			[]string{"NODE_OPTIONS=--max-old-space-size=32", "GOMEMLIMIT=57MiB", "HERD_WORKER_MEMORY=67108864"}},
+			[]string{"NODE_OPTIONS=--max-old-space-size=512", "GOMEMLIMIT=921MiB", "HERD_WORKER_MEMORY=1073741824"}},
+		{"small share: the floor", nil, 48 * testMiB,
+			[]string{"NODE_OPTIONS=--max-old-space-size=32", "GOMEMLIMIT=43MiB", "HERD_WORKER_MEMORY=50331648"}},
 		{"NODE_OPTIONS kept, flag appended", []string{"NODE_OPTIONS=--enable-source-maps"}, 128 * testMiB,
-			[]string{"NODE_OPTIONS=--enable-source-maps --max-old-space-size=48", "GOMEMLIMIT=115MiB", "HERD_WORKER_MEMORY=134217728"}},
+			[]string{"NODE_OPTIONS=--enable-source-maps --max-old-space-size=64", "GOMEMLIMIT=115MiB", "HERD_WORKER_MEMORY=134217728"}},
 		{"the user's heap size left alone", []string{"NODE_OPTIONS=--max-old-space-size=300", "GOMEMLIMIT=1GiB"}, 128 * testMiB,
 			[]string{"NODE_OPTIONS=--max-old-space-size=300", "GOMEMLIMIT=1GiB", "HERD_WORKER_MEMORY=134217728"}},
 	} {

@@ -188,7 +188,7 @@ func TestNodeHeapFitsWorkerShare(t *testing.T) {
 		cg := newMemCgroup(t, "heap", 512*mib)
 		r, addr := startLeaky(t, cg, 4)
 		for pid, h := range heapReports(t, addr, 4) {
-			if h.HeapSizeLimit > 128*mib || h.HeapSizeLimit < 64*mib {
+			if h.HeapSizeLimit > 128*mib || h.HeapSizeLimit < 32*mib {
 				t.Errorf("worker %d: heap_size_limit %d MiB, want within its 128 MiB share", pid, h.HeapSizeLimit/mib)
 			}
 			if h.WorkerMemory != strconv.Itoa(128*mib) || !strings.Contains(h.NodeOptions, "--max-old-space-size=") {
@@ -199,6 +199,16 @@ func TestNodeHeapFitsWorkerShare(t *testing.T) {
 		if code := r.terminate(); code != 0 {
 			t.Errorf("herd exited %d", code)
 		}
+	})
+	t.Run("without hints, Node sizes itself to the container", func(t *testing.T) {
+		cg := newMemCgroup(t, "heapnone", 512*mib)
+		r, addr := startLeaky(t, cg, 4, "HERD_WORKER_HINTS=false")
+		for pid, h := range heapReports(t, addr, 4) {
+			if h.HeapSizeLimit <= 128*mib {
+				t.Errorf("worker %d: heap_size_limit %d MiB without hints; the control expects Node's own, above the share", pid, h.HeapSizeLimit/mib)
+			}
+		}
+		r.terminate()
 	})
 	t.Run("the user's own", func(t *testing.T) {
 		cg := newMemCgroup(t, "heapown", 512*mib)
