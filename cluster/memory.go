@@ -202,9 +202,17 @@ func (s *Supervisor) recycle(w *worker, reason string) {
 	s.rollStep()
 }
 
+// criticalGrace is how long a Node worker stopped at the critical
+// watermark has, after disconnect, to finish the requests it holds (most
+// take milliseconds) before it gets the stop signal.
+const criticalGrace = 2 * memoryEvery
+
 // stopNow stops w at once, without waiting for a replacement, and starts
 // one in its slot: the container is about to run out of memory, and the
-// kernel's OOM killer would choose its own victim.
+// kernel's OOM killer would choose its own victim. A worker that speaks
+// the cluster protocol gets disconnect first (it takes no new connection,
+// and its requests in flight finish) and the stop signal criticalGrace
+// later; any other, the stop signal now.
 func (s *Supervisor) stopNow(w *worker, reason string) {
 	s.recycles[reason]++
 	s.log.Warn("worker stopped at once", s.recycleFigures(w, reason)...)
@@ -212,9 +220,18 @@ func (s *Supervisor) stopNow(w *worker, reason string) {
 	w.critical = true
 	w.retired = true
 	w.state = StateStopping
-	s.handDisconnect(w)
-	s.dropFromServers(w)
-	s.signalGroup(w.pid, s.cfg.StopSignal)
+	if w.speaksProtocol() {
+		s.disconnect(w)
+		s.later(criticalGrace, func() {
+			if s.workers[w.pid] == w {
+				s.signalGroup(w.pid, s.cfg.StopSignal)
+			}
+		})
+	} else {
+		s.handDisconnect(w)
+		s.dropFromServers(w)
+		s.signalGroup(w.pid, s.cfg.StopSignal)
+	}
 	s.later(s.cfg.ShutdownTimeout, func() {
 		if s.workers[w.pid] == w {
 			s.signalGroup(w.pid, unix.SIGKILL)

@@ -46,7 +46,10 @@ func TestProbesFollowWorkerLifecycle(t *testing.T) {
 	term := filepath.Join(t.TempDir(), "termination-log")
 	r := startDemo(t, `[ "$HERD_WORKER_ID" -le 2 ] && sleep 3; [ "$HERD_WORKER_ID" != 3 ] || exit 1`,
 		"HERD_SCHED_POLICY=rr", "HERD_MIN_WORKERS=2", "HERD_MAX_WORKERS=2", "HERD_READY_MIN=2",
-		"HERD_BACKOFF_MIN=3s", "HERD_BACKOFF_MAX=12s", "HERD_SHUTDOWN_DELAY=2s", "HERD_TERMINATION_LOG="+term)
+		"HERD_BACKOFF_MIN=3s", "HERD_BACKOFF_MAX=12s", "HERD_SHUTDOWN_DELAY=2s", "HERD_TERMINATION_LOG="+term,
+		// A memory limit known, so that every metric the README lists is
+		// served (this machine's cgroup has none: the setting decides).
+		"HERD_MEMORY_LIMIT=4Gi")
 	out, err := exec1(herdPath(t), "version")
 	if err != nil {
 		t.Fatalf("herd version: %v", err)
@@ -109,6 +112,8 @@ func TestProbesFollowWorkerLifecycle(t *testing.T) {
 		`herd_worker_exits_total{reason="success"}`: 0, `herd_worker_exits_total{reason="failure"}`: 0, `herd_worker_exits_total{reason="signal"}`: 0,
 		`herd_connections_accepted_total`: 0, `herd_connections_handed_off_total{slot="0"}`: 0, `herd_connections_handed_off_total{slot="1"}`: 0,
 		`herd_handoff_queue_connections`: 0, `herd_draining`: 0, `herd_orphans_reaped_total`: 0,
+		`herd_worker_exits_total{reason="oom"}`: 0, `herd_memory_limit_bytes{source="limit"}`: 4 << 30,
+		`herd_memory_watermark_bytes{mark="high"}`: 3865470566, `herd_worker_recycles_total{reason="memory-watermark"}`: 0,
 		fmt.Sprintf(`herd_build_info{version=%q,goversion=%q}`, version, goVersion(t)):    1,
 		fmt.Sprintf(`herd_listener_accept_queue_connections{listener="[::]:%d"}`, r.port): 0,
 	})
