@@ -35,11 +35,11 @@ type Config struct {
 	WorkerMaxMemory   MemoryAmount        `envconfig:"HERD_WORKER_MAX_MEMORY" desc:"replace a worker gracefully (its replacement listens first, one slot at a time) once its memory is above this (256Mi, 1G; 0: off)"`
 	MemoryHigh        Watermark           `envconfig:"HERD_MEMORY_HIGH" desc:"replace the largest worker gracefully once the container's working set is above this: a share of the memory limit (90%, when a limit is known) or an amount (230Mi); off disables"`
 	MemoryCritical    Watermark           `envconfig:"HERD_MEMORY_CRITICAL" desc:"stop the largest worker at once (a new one starts in its slot) once the working set is above this, rather than let the kernel's OOM killer choose: a share of the limit (95%) or an amount, above HERD_MEMORY_HIGH; off disables"`
-	MaxRequests       Requests            `envconfig:"HERD_MAX_REQUESTS" desc:"with HERD_SCHED_POLICY=rr, replace a worker gracefully once it has taken this many connections (0: off)"`
+	MaxRequests       Requests            `envconfig:"HERD_MAX_REQUESTS" desc:"replace a worker gracefully once it has taken this many connections from herd (rr, or auto for workers that speak Node's cluster protocol; 0: off)"`
 	MaxRequestsJitter Requests            `envconfig:"HERD_MAX_REQUESTS_JITTER" desc:"add a random 0 to this to each worker's HERD_MAX_REQUESTS, so that workers started together are not replaced together"`
 	Listen            Listen              `envconfig:"HERD_LISTEN" desc:"addresses herd binds before any worker starts, separated by commas: :8080, 0.0.0.0:8080, [::]:8080, tcp4://..., tcp6://..., unix:///run/app.sock?mode=0660&owner=app&group=app&name=web"`
 	Backlog           Count               `envconfig:"HERD_BACKLOG" desc:"listen backlog of each socket (0: the kernel's net.core.somaxconn)"`
-	SchedPolicy       cluster.Policy      `envconfig:"HERD_SCHED_POLICY" desc:"how connections reach workers: rr (herd accepts and hands each to the next free worker over Node's cluster protocol), none (alias shared: every worker gets every socket, as fd 3.. with LISTEN_FDS and in reply to listen()) or reuseport (one SO_REUSEPORT socket per worker slot); NODE_CLUSTER_SCHED_POLICY is read when this is not set"`
+	SchedPolicy       cluster.Policy      `envconfig:"HERD_SCHED_POLICY" desc:"how connections reach workers: auto (every worker gets every socket, as fd 3.. with LISTEN_FDS and in reply to listen(), and herd accepts and hands out the connections of an address workers ask for through Node's cluster protocol: any language works), rr (herd accepts and hands each to the next free worker over Node's cluster protocol), none (alias shared: the workers accept from the sockets they get) or reuseport (one SO_REUSEPORT socket per worker slot); NODE_CLUSTER_SCHED_POLICY is read when this is not set"`
 	NodeChannel       Bool                `envconfig:"HERD_NODE_CHANNEL" desc:"give every worker Node's cluster IPC channel (NODE_CHANNEL_FD, NODE_UNIQUE_ID), so an unmodified Node server's listen() runs through herd; false for workers that must not see Node's variables"`
 	ReadySignal       cluster.ReadySignal `envconfig:"HERD_READY_SIGNAL" desc:"what makes a worker count as listening: listening (it says so: sd_notify READY=1), notify (READY=1 only) or started (its process has run for a second)"`
 	ReadyTimeout      Duration            `envconfig:"HERD_READY_TIMEOUT" desc:"how long a rolling restart waits for a replacement to listen before it gives up"`
@@ -87,7 +87,7 @@ func Defaults() Config {
 		MemoryCritical:  Watermark{Percent: 95},
 		NodeStop:        cluster.NodeStopDisconnect,
 		DisconnectGrace: Grace{Auto: true},
-		SchedPolicy:     cluster.PolicyRR,
+		SchedPolicy:     cluster.PolicyAuto,
 		NodeChannel:     true,
 		ReadySignal:     cluster.ReadyListening,
 		ReadyTimeout:    Duration(60 * time.Second),

@@ -118,8 +118,8 @@ func (l *Loaded) checkMemory() error {
 		(hi.Bytes > 0 && cr.Bytes > 0 && cr.Bytes <= hi.Bytes)) {
 		return l.bad("HERD_MEMORY_CRITICAL", fmt.Errorf("must be above %s, or off", l.shown("HERD_MEMORY_HIGH")))
 	}
-	if l.MaxRequests > 0 && l.SchedPolicy != cluster.PolicyRR {
-		return l.bad("HERD_MAX_REQUESTS", fmt.Errorf("needs HERD_SCHED_POLICY=rr (it is %q): under none and reuseport the workers accept connections themselves, and herd cannot count them",
+	if l.MaxRequests > 0 && l.SchedPolicy != cluster.PolicyRR && l.SchedPolicy != cluster.PolicyAuto {
+		return l.bad("HERD_MAX_REQUESTS", fmt.Errorf("needs HERD_SCHED_POLICY=rr or auto (it is %q): under none and reuseport the workers accept connections themselves, and herd cannot count them",
 			string(l.SchedPolicy)))
 	}
 	if l.MaxRequestsJitter > 0 && l.MaxRequests == 0 {

@@ -56,6 +56,7 @@ func (s *Supervisor) exited(ev exitEvent) {
 		}
 		s.releaseSlot(sl)
 		s.rollOldExited(w)
+		s.replaceStopped(w)
 	case sl.next == w:
 		sl.next = nil
 		s.rollFailed(w, "the replacement exited before it listened")

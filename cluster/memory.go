@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -86,8 +87,15 @@ func (s *Supervisor) measure() {
 // settings say to do about them.
 func (s *Supervisor) measured(ev memEvent) {
 	for pid, n := range ev.sizes {
-		if w := s.workers[pid]; w != nil {
-			w.memory = n
+		w := s.workers[pid]
+		if w == nil {
+			continue
+		}
+		w.memory = n
+		if w.state == StateListening && !w.sized {
+			// Its size when it starts serving: what a replacement takes.
+			w.sized = true
+			s.workerBase = max(s.workerBase, n)
 		}
 	}
 	if ev.wsKnown {
@@ -102,12 +110,17 @@ func (s *Supervisor) measured(ev memEvent) {
 
 // recycleByMemory replaces a worker above HERD_WORKER_MAX_MEMORY, or the
 // largest when the container is above the high watermark, one slot at a
-// time; above the critical watermark it stops the largest at once.
+// time; above the critical watermark, or when the container has no room
+// for a replacement beside the largest worker, it stops the largest first
+// and starts its replacement once it has gone.
 func (s *Supervisor) recycleByMemory(ev memEvent) {
 	m := s.cfg.Memory
-	if ev.wsKnown && m.Critical > 0 && ev.workingSet >= m.Critical && !s.criticalPending() {
+	if s.stoppingFirst() {
+		return // its memory is still charged: wait until it has gone
+	}
+	if ev.wsKnown && m.Critical > 0 && ev.workingSet >= m.Critical {
 		if w := s.largest(false); w != nil {
-			s.stopNow(w, RecycleMemoryCritical)
+			s.stopFirst(w, RecycleMemoryCritical)
 			return
 		}
 	}
@@ -123,10 +136,27 @@ func (s *Supervisor) recycleByMemory(ev memEvent) {
 		}
 	}
 	if ev.wsKnown && m.High > 0 && ev.workingSet >= m.High {
-		if w := s.largest(true); w != nil {
+		w := s.largest(true)
+		switch {
+		case w == nil:
+		case s.noRoom(ev.workingSet):
+			s.stopFirst(w, RecycleMemoryWatermark)
+		default:
 			s.recycle(w, RecycleMemoryWatermark)
 		}
 	}
+}
+
+// noRoom reports whether a new worker, as large as workers are when they
+// start serving, would take the working set to the critical watermark (or
+// the limit): a graceful replacement would then bring on the OOM killer.
+func (s *Supervisor) noRoom(workingSet int64) bool {
+	m := s.cfg.Memory
+	ceiling := m.Critical
+	if ceiling == 0 {
+		ceiling = m.Limit
+	}
+	return ceiling > 0 && workingSet+s.workerBase >= ceiling
 }
 
 // recycleByRequests replaces, one slot at a time, a worker that has taken
@@ -147,7 +177,7 @@ func (s *Supervisor) recycleByRequests() {
 // for none.
 func (s *Supervisor) requestLimit() uint64 {
 	m := s.cfg.Memory
-	if m.MaxRequests <= 0 || s.cfg.Policy != PolicyRR {
+	if m.MaxRequests <= 0 || !s.cfg.Policy.handsOff() {
 		return 0
 	}
 	return uint64(m.MaxRequests + rand.IntN(m.Jitter+1))
@@ -181,12 +211,12 @@ func (s *Supervisor) largest(replaceable bool) *worker {
 	return best
 }
 
-// criticalPending reports whether a worker stopped at the critical mark
-// has not gone yet: its memory is still charged, and stopping another
-// would be premature.
-func (s *Supervisor) criticalPending() bool {
+// stoppingFirst reports whether a worker stopped before its replacement
+// (stopFirst) has not gone yet: its memory is still charged, and stopping
+// or starting another would be premature.
+func (s *Supervisor) stoppingFirst() bool {
 	for _, w := range s.workers {
-		if w.critical {
+		if w.replaceOnExit {
 			return true
 		}
 	}
@@ -202,27 +232,26 @@ func (s *Supervisor) recycle(w *worker, reason string) {
 	s.rollStep()
 }
 
-// criticalGrace is how long a Node worker stopped at the critical
-// watermark has, after disconnect, to finish the requests it holds (most
-// take milliseconds) before it gets the stop signal.
-const criticalGrace = 2 * memoryEvery
+// stopGrace is how long a Node worker stopped first has, after
+// disconnect, to finish the requests it holds (most take milliseconds)
+// before it gets the stop signal.
+const stopGrace = 2 * memoryEvery
 
-// stopNow stops w at once, without waiting for a replacement, and starts
-// one in its slot: the container is about to run out of memory, and the
-// kernel's OOM killer would choose its own victim. A worker that speaks
-// the cluster protocol gets disconnect first (it takes no new connection,
-// and its requests in flight finish) and the stop signal criticalGrace
-// later; any other, the stop signal now.
-func (s *Supervisor) stopNow(w *worker, reason string) {
+// stopFirst stops w at once, and starts a worker in its slot once it has
+// gone: the container is about to run out of memory, or has no room for a
+// replacement beside w, and the kernel's OOM killer would choose its own
+// victim. A worker that speaks the cluster protocol gets disconnect first
+// (it takes no new connection, and its requests in flight finish) and the
+// stop signal stopGrace later; any other, the stop signal now.
+func (s *Supervisor) stopFirst(w *worker, reason string) {
 	s.recycles[reason]++
-	s.log.Warn("worker stopped at once", s.recycleFigures(w, reason)...)
-	sl := w.slot
-	w.critical = true
+	s.log.Warn("worker stopped before its replacement starts", s.recycleFigures(w, reason)...)
+	w.replaceOnExit = true
 	w.retired = true
 	w.state = StateStopping
 	if w.speaksProtocol() {
 		s.disconnect(w)
-		s.later(criticalGrace, func() {
+		s.later(stopGrace, func() {
 			if s.workers[w.pid] == w {
 				s.signalGroup(w.pid, s.cfg.StopSignal)
 			}
@@ -237,10 +266,16 @@ func (s *Supervisor) stopNow(w *worker, reason string) {
 			s.signalGroup(w.pid, unix.SIGKILL)
 		}
 	})
-	if sl.w == w && sl.next == nil {
-		sl.w = nil
-		s.start(sl, false)
+}
+
+// replaceStopped starts a worker in the slot of w, stopped first and now
+// gone, unless the slot has another worker, is finished, or herd stops.
+func (s *Supervisor) replaceStopped(w *worker) {
+	sl := w.slot
+	if !w.replaceOnExit || s.stop.active || sl.finished || sl.w != nil || sl.next != nil || !slices.Contains(s.slots, sl) {
+		return
 	}
+	s.start(sl, false)
 }
 
 // recycleFigures are the log fields of a recycle: the worker and the

@@ -25,6 +25,9 @@ func TestMachineMemoryWatermark(t *testing.T) {
 		a, b := m.f.live()[0], m.f.live()[1]
 		m.ready(a.pid)
 		m.ready(b.pid)
+		m.f.setMemory(a.pid, 5*testMiB, 20*testMiB) // their size as they start serving
+		m.f.setMemory(b.pid, 5*testMiB, 20*testMiB)
+		m.after(memoryEvery)
 		m.f.setMemory(a.pid, 90*testMiB, 150*testMiB)
 		m.f.setMemory(b.pid, 140*testMiB, 235*testMiB) // b is the largest; the set is above 230 MiB
 		m.after(memoryEvery)
@@ -55,34 +58,54 @@ func TestMachineMemoryWatermark(t *testing.T) {
 	})
 }
 
-// Above the critical watermark the largest worker is stopped at once, a
-// new one starts in its slot, and no other is stopped until it has gone.
-func TestMachineMemoryCritical(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		m := boot(t, memoryConfig(2))
-		m.f.ignore[unix.SIGTERM] = true // it takes its time to go
-		a, b := m.f.live()[0], m.f.live()[1]
-		m.ready(a.pid)
-		m.ready(b.pid)
-		m.f.setMemory(a.pid, 150*testMiB, 250*testMiB)
-		m.f.setMemory(b.pid, 90*testMiB, 250*testMiB)
-		m.after(memoryEvery)
-		if sig := m.f.signalsOf(a.pid); !slices.Equal(sig, []unix.Signal{unix.SIGTERM}) {
-			t.Errorf("the largest worker got %v, want SIGTERM at once", sig)
-		}
-		if n := len(m.f.all()); n != 3 {
-			t.Errorf("%d processes started, want a new one in the stopped worker's slot", n)
-		}
-		m.after(4 * memoryEvery)
-		if sig := m.f.signalsOf(b.pid); len(sig) != 0 {
-			t.Errorf("the other worker got %v while the first had not gone", sig)
-		}
-		if got := m.s.Snapshot().Recycles[RecycleMemoryCritical]; got != 1 {
-			t.Errorf("%d critical stops, want 1", got)
-		}
-		m.f.ignore[unix.SIGTERM] = false
-		m.end()
-	})
+// Above the critical watermark, or above the high one with no room for a
+// replacement beside the largest worker, the largest is stopped first and
+// a new one starts in its slot once it has gone; nothing else is stopped
+// meanwhile.
+func TestMachineMemoryStopFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		base, ws int64 // a worker's size as it starts serving; the working set
+		reason   string
+	}{
+		{"critical", 5 * testMiB, 250 * testMiB, RecycleMemoryCritical},
+		{"high, no room for a replacement", 30 * testMiB, 235 * testMiB, RecycleMemoryWatermark},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := boot(t, memoryConfig(2))
+				m.f.ignore[unix.SIGTERM] = true // it takes its time to go
+				a, b := m.f.live()[0], m.f.live()[1]
+				m.ready(a.pid)
+				m.ready(b.pid)
+				m.f.setMemory(a.pid, tc.base, 20*testMiB)
+				m.f.setMemory(b.pid, tc.base, 20*testMiB)
+				m.after(memoryEvery)
+				m.f.setMemory(a.pid, 150*testMiB, tc.ws)
+				m.f.setMemory(b.pid, 90*testMiB, tc.ws)
+				m.after(memoryEvery)
+				if sig := m.f.signalsOf(a.pid); !slices.Equal(sig, []unix.Signal{unix.SIGTERM}) {
+					t.Errorf("the largest worker got %v, want SIGTERM at once", sig)
+				}
+				m.after(4 * memoryEvery)
+				if n := len(m.f.all()); n != 2 {
+					t.Errorf("%d processes started while the stopped worker lingers, want 2", n)
+				}
+				if sig := m.f.signalsOf(b.pid); len(sig) != 0 {
+					t.Errorf("the other worker got %v while the first had not gone", sig)
+				}
+				m.exit(a.pid, 0)
+				if n := len(m.f.all()); n != 3 {
+					t.Errorf("%d processes started once it had gone, want a new one in its slot", n)
+				}
+				if got := m.s.Snapshot().Recycles[tc.reason]; got != 1 {
+					t.Errorf("%d recycles %s, want 1", got, tc.reason)
+				}
+				m.f.ignore[unix.SIGTERM] = false
+				m.end()
+			})
+		})
+	}
 }
 
 // A worker above HERD_WORKER_MAX_MEMORY is replaced gracefully.

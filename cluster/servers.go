@@ -56,7 +56,7 @@ func (s *Supervisor) queryServer(w *worker, m ipc.Message) {
 	switch {
 	case srv.udp >= 0:
 		s.sendHandle(w, ipc.TypeDgramNative, ipc.Reply(ack, s.nextSeq(), reply), srv.udp, srv)
-	case s.cfg.Policy == PolicyRR:
+	case s.cfg.Policy.handsOff():
 		reply["errno"] = nil
 		if srv.q.family != "-1" {
 			reply["sockname"] = sockname(srv.l)
@@ -84,10 +84,29 @@ func (s *Supervisor) joinHandoff(w *worker, srv *server) {
 			return
 		}
 		srv.rr = rr
+		s.chose(srv)
 	}
 	if w.hw != nil {
 		s.hand.Join(srv.rr, w.hw)
 	}
+}
+
+// chose records, under PolicyAuto, that herd hands out srv's connections:
+// its workers asked for the address through the protocol. It is logged
+// once, and shown in the Snapshot.
+func (s *Supervisor) chose(srv *server) {
+	if s.cfg.Policy != PolicyAuto {
+		return
+	}
+	addr := srv.q.spec().String()
+	if srv.l != nil {
+		addr = srv.l.Spec.String()
+	}
+	if !s.handingOut {
+		s.log.Info("policy auto: workers listen through Node's cluster protocol; herd hands out their connections (rr)",
+			"address", addr, "key", srv.key)
+	}
+	s.handingOut = true
 }
 
 // sendHandle sends a shared socket; the worker joins srv once it has it.
@@ -144,7 +163,7 @@ func (s *Supervisor) openServer(srv *server, w *worker) error {
 		// listen({fd: N}): N is the worker's own fd; herd can give it the
 		// socket it passed there (LISTEN_FDS), nothing else.
 		socks := s.sockets(w.slot)
-		if s.cfg.Policy == PolicyRR {
+		if s.cfg.Policy.handsOff() {
 			socks = s.cfg.Listeners
 		}
 		i := q.fd - 3

@@ -30,11 +30,22 @@ const (
 	// PolicyRR: herd accepts and hands each connection to the next free
 	// worker over Node's cluster protocol, as Node's primary does.
 	PolicyRR Policy = "rr"
+	// PolicyAuto, the default, serves every language: every worker gets
+	// every listening socket, as under PolicyNone, and for an address a
+	// worker asks for through Node's cluster protocol herd accepts and
+	// hands the connections out, as under PolicyRR.
+	PolicyAuto Policy = "auto"
 )
 
-// parsePolicy accepts rr, none (or its alias shared) and reuseport.
+// handsOff reports whether herd accepts and hands out the connections of
+// an address workers ask for through the cluster protocol.
+func (p Policy) handsOff() bool { return p == PolicyRR || p == PolicyAuto }
+
+// parsePolicy accepts auto, rr, none (or its alias shared) and reuseport.
 func parsePolicy(s string) (Policy, error) {
 	switch s {
+	case "auto":
+		return PolicyAuto, nil
 	case "none", "shared":
 		return PolicyNone, nil
 	case "reuseport":
@@ -42,7 +53,7 @@ func parsePolicy(s string) (Policy, error) {
 	case "rr":
 		return PolicyRR, nil
 	}
-	return "", fmt.Errorf("must be rr (herd accepts; workers speak Node's cluster protocol), none (alias shared) or reuseport")
+	return "", fmt.Errorf("must be auto (every worker gets the sockets; herd hands connections out to workers that speak Node's cluster protocol), rr (herd accepts; workers speak the protocol), none (alias shared) or reuseport")
 }
 
 // Set reads s as parsePolicy does, trimmed and in any case.

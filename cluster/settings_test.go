@@ -26,7 +26,7 @@ var (
 )
 
 const (
-	errPolicy   = "must be rr (herd accepts; workers speak Node's cluster protocol), none (alias shared) or reuseport"
+	errPolicy   = "must be auto (every worker gets the sockets; herd hands connections out to workers that speak Node's cluster protocol), rr (herd accepts; workers speak the protocol), none (alias shared) or reuseport"
 	errReady    = "must be listening, notify or started"
 	errRestart  = "must be one of on-failure, always, never"
 	errNodeStop = "must be disconnect (Node's disconnect first, the stop signal after HERD_DISCONNECT_GRACE) or signal (the stop signal at once)"
@@ -48,7 +48,7 @@ var enumCases = []enumCase{
 		zero:   func() enumSetting { return new(Policy) },
 		values: []string{"rr", "none", "reuseport"},
 		accepted: map[string]string{
-			"rr": "rr", "none": "none", "shared": "none", "reuseport": "reuseport",
+			"rr": "rr", "none": "none", "shared": "none", "reuseport": "reuseport", "auto": "auto", " AUTO ": "auto",
 			" RR ": "rr", "Shared": "none", "\tReusePort\n": "reuseport", "NONE": "none",
 		},
 		refused: []string{"", "round-robin", "r r", "2", "true", "null", "rr,none"},

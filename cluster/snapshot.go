@@ -182,6 +182,10 @@ type Snapshot struct {
 	Draining bool `json:"draining"`
 	// Policy is HERD_SCHED_POLICY.
 	Policy Policy `json:"policy"`
+	// HandingOut is set when herd accepts and hands out connections
+	// itself: always under rr, under auto once a worker asked for an
+	// address through Node's cluster protocol.
+	HandingOut bool `json:"handing_out"`
 	// CPU is the CPU budget; nil when HERD_WORKERS set the count by hand.
 	CPU *CPUInfo `json:"cpu"`
 	// Listeners are the accept queues of herd's TCP listening sockets
@@ -247,16 +251,17 @@ func (s *Supervisor) Snapshot() *Snapshot { return s.snap.Load() }
 
 func (s *Supervisor) publish() {
 	snap := &Snapshot{
-		Time:      time.Now(),
-		Desired:   s.desired(),
-		Started:   s.started,
-		Restarts:  s.restarts,
-		Exits:     s.exitCounts,
-		StartedUp: s.startedUp,
-		Draining:  s.stop.draining,
-		Policy:    s.cfg.Policy,
-		Workers:   make([]WorkerInfo, 0, len(s.workers)),
-		Slots:     make([]SlotInfo, 0, len(s.slots)),
+		Time:       time.Now(),
+		Desired:    s.desired(),
+		Started:    s.started,
+		Restarts:   s.restarts,
+		Exits:      s.exitCounts,
+		StartedUp:  s.startedUp,
+		Draining:   s.stop.draining,
+		Policy:     s.cfg.Policy,
+		HandingOut: s.cfg.Policy == PolicyRR || s.handingOut,
+		Workers:    make([]WorkerInfo, 0, len(s.workers)),
+		Slots:      make([]SlotInfo, 0, len(s.slots)),
 	}
 	if b := s.budget; b != nil {
 		snap.CPU = &CPUInfo{CPUs: b.Budget.Float(), Available: b.Available.Float(), Source: b.Source, Workers: b.Workers}

@@ -168,7 +168,7 @@ func (s *Supervisor) sockets(sl *slot) []*listen.Listener {
 	if s.cfg.Policy == PolicyReuseport {
 		return sl.sockets
 	}
-	if s.cfg.Policy == PolicyNone {
+	if s.cfg.Policy == PolicyNone || s.cfg.Policy == PolicyAuto {
 		return s.cfg.Listeners
 	}
 	return nil

@@ -57,7 +57,7 @@ type Config struct {
 	ShutdownDelay time.Duration
 
 	// Policy says how workers get the listening sockets. Under PolicyNone
-	// every worker receives Listeners; under PolicyReuseport each slot binds
+	// and PolicyAuto every worker receives Listeners; under PolicyReuseport each slot binds
 	// its own SO_REUSEPORT socket for each of Specs, kept across restarts.
 	Policy    Policy
 	Listeners []*listen.Listener
@@ -147,8 +147,12 @@ type Supervisor struct {
 	lastListening time.Time
 	warnedReady   bool
 	warnedOnline  bool
+	// handingOut: under PolicyAuto, herd hands out some address's
+	// connections (a worker asked through the protocol).
+	handingOut bool
 	// memory (memory.go)
 	workingSet int64             // the container's, at the last reading
+	workerBase int64             // the largest size a worker had when it started serving
 	recycles   map[string]uint64 // by reason
 	oomSeen    uint64            // the cgroup's OOM kills accounted for
 	// for the Snapshot (snapshot.go)
@@ -187,8 +191,11 @@ type worker struct {
 
 	memory   int64  // its process group's memory at the last reading, bytes
 	requests uint64 // connections it may take (HERD_MAX_REQUESTS), 0 for no limit
-	critical bool   // stopped at the critical watermark
-	killed   bool   // herd sent it SIGKILL
+	sized    bool   // its size when it started serving went into workerBase
+	// replaceOnExit: stopped before its replacement (memory), which starts
+	// once it has gone.
+	replaceOnExit bool
+	killed        bool // herd sent it SIGKILL
 
 	ch     *ipc.Channel    // Node's cluster channel, nil without one
 	hw     *handoff.Worker // the hand-off's record of it, while its channel is read
@@ -330,6 +337,10 @@ func (s *Supervisor) Run(signals <-chan os.Signal) Result {
 // startFirst makes the first slots, starts their workers and the
 // goroutines that feed the loop.
 func (s *Supervisor) startFirst() {
+	if s.cfg.Policy == PolicyAuto {
+		s.log.Info("policy auto: every worker gets the listening sockets (LISTEN_FDS); " +
+			"herd hands out the connections of an address a worker asks for through Node's cluster protocol")
+	}
 	for i := 0; i < s.cfg.Workers; i++ {
 		sl, err := s.newSlot(i)
 		if err != nil {

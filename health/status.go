@@ -16,8 +16,11 @@ import (
 type Status struct {
 	// Version is herd's version (Options.Version).
 	Version string `json:"version"`
-	// Policy is HERD_SCHED_POLICY.
-	Policy cluster.Policy `json:"policy"`
+	// Policy is HERD_SCHED_POLICY; HandingOut says whether herd accepts and
+	// hands out connections itself (rr; auto once a worker asked through
+	// Node's cluster protocol) rather than the workers accepting.
+	Policy     cluster.Policy `json:"policy"`
+	HandingOut bool           `json:"handing_out"`
 	// CPU is the CPU budget and its source; null when HERD_WORKERS is a
 	// number.
 	CPU *cluster.CPUInfo `json:"cpu"`
@@ -113,6 +116,7 @@ func (h *handler) newStatus(s *cluster.Snapshot, now time.Time) Status {
 		return st
 	}
 	st.Policy, st.CPU, st.Desired, st.Actual, st.Listening = s.Policy, s.CPU, s.Desired, len(s.Workers), s.Listening()
+	st.HandingOut = s.HandingOut
 	st.Memory, st.Recycles = s.Memory, s.Recycles
 	st.Workers = workerRows(s, handed)
 	return st
