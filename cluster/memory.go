@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"context"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -115,8 +117,15 @@ func (s *Supervisor) measured(ev memEvent) {
 // and starts its replacement once it has gone.
 func (s *Supervisor) recycleByMemory(ev memEvent) {
 	m := s.cfg.Memory
-	if s.stoppingFirst() {
-		return // its memory is still charged: wait until it has gone
+	if w := s.stoppingFirst(); w != nil {
+		// Its memory is still charged: wait until it has gone, unless the
+		// container reaches the critical mark meanwhile; then it goes now.
+		if ev.wsKnown && m.Critical > 0 && ev.workingSet >= m.Critical && !w.killed {
+			s.log.Warn("worker killed: the container reached the critical mark while it was stopping",
+				s.recycleFigures(w, RecycleMemoryCritical)...)
+			s.signalGroup(w.pid, unix.SIGKILL)
+		}
+		return
 	}
 	if ev.wsKnown && m.Critical > 0 && ev.workingSet >= m.Critical {
 		if w := s.largest(false); w != nil {
@@ -211,24 +220,24 @@ func (s *Supervisor) largest(replaceable bool) *worker {
 	return best
 }
 
-// stoppingFirst reports whether a worker stopped before its replacement
-// (stopFirst) has not gone yet: its memory is still charged, and stopping
-// or starting another would be premature.
-func (s *Supervisor) stoppingFirst() bool {
+// stoppingFirst returns a worker stopped before its replacement
+// (stopFirst) that has not gone yet, or nil: its memory is still charged,
+// and stopping or starting another would be premature.
+func (s *Supervisor) stoppingFirst() *worker {
 	for _, w := range s.workers {
 		if w.replaceOnExit {
-			return true
+			return w
 		}
 	}
-	return false
+	return nil
 }
 
 // recycle replaces w gracefully, as a rolling restart of its slot alone:
 // the replacement listens before w is stopped.
 func (s *Supervisor) recycle(w *worker, reason string) {
 	s.recycles[reason]++
-	s.log.Info("worker recycled", s.recycleFigures(w, reason)...)
-	s.roll = &rolling{queue: []*slot{w.slot}, start: time.Now(), reason: reason}
+	s.log.Info("worker recycled", append(s.recycleFigures(w, reason), "how", "replacement first")...)
+	s.roll = &rolling{queue: []*slot{w.slot}, start: time.Now(), reason: reason, index: w.slot.index}
 	s.rollStep()
 }
 
@@ -245,8 +254,13 @@ const stopGrace = 2 * memoryEvery
 // stop signal stopGrace later; any other, the stop signal now.
 func (s *Supervisor) stopFirst(w *worker, reason string) {
 	s.recycles[reason]++
-	s.log.Warn("worker stopped before its replacement starts", s.recycleFigures(w, reason)...)
+	level := slog.LevelInfo
+	if reason == RecycleMemoryCritical {
+		level = slog.LevelWarn
+	}
+	s.log.Log(context.Background(), level, "worker recycled", append(s.recycleFigures(w, reason), "how", "stopped first")...)
 	w.replaceOnExit = true
+	w.stopped = time.Now()
 	w.retired = true
 	w.state = StateStopping
 	if w.speaksProtocol() {
@@ -276,6 +290,7 @@ func (s *Supervisor) replaceStopped(w *worker) {
 		return
 	}
 	s.start(sl, false)
+	s.log.Info("worker replaced", "index", sl.index, "reason", "stopped first", "took", time.Since(w.stopped).Round(time.Millisecond).String())
 }
 
 // recycleFigures are the log fields of a recycle: the worker and the

@@ -87,6 +87,7 @@ func TestMachineMemoryStopFirst(t *testing.T) {
 				if sig := m.f.signalsOf(a.pid); !slices.Equal(sig, []unix.Signal{unix.SIGTERM}) {
 					t.Errorf("the largest worker got %v, want SIGTERM at once", sig)
 				}
+				m.f.setMemory(a.pid, 150*testMiB, 236*testMiB) // below the critical mark
 				m.after(4 * memoryEvery)
 				if n := len(m.f.all()); n != 2 {
 					t.Errorf("%d processes started while the stopped worker lingers, want 2", n)
@@ -94,7 +95,15 @@ func TestMachineMemoryStopFirst(t *testing.T) {
 				if sig := m.f.signalsOf(b.pid); len(sig) != 0 {
 					t.Errorf("the other worker got %v while the first had not gone", sig)
 				}
-				m.exit(a.pid, 0)
+				// Still there when the container reaches the critical mark:
+				// killed now.
+				m.f.setMemory(a.pid, 150*testMiB, 250*testMiB)
+				m.after(memoryEvery)
+				if sig := m.f.signalsOf(a.pid); !slices.Equal(sig, []unix.Signal{unix.SIGTERM, unix.SIGKILL}) {
+					t.Errorf("the stopping worker got %v at the critical mark, want SIGTERM then SIGKILL", sig)
+				}
+				m.f.setMemory(b.pid, 90*testMiB, 120*testMiB) // its memory given back
+				m.after(memoryEvery)
 				if n := len(m.f.all()); n != 3 {
 					t.Errorf("%d processes started once it had gone, want a new one in its slot", n)
 				}

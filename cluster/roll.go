@@ -15,8 +15,10 @@ type rolling struct {
 	next  *worker // the replacement being waited for
 	start time.Time
 	// reason is why: "" for a rolling restart (SIGHUP), a recycle reason
-	// when one worker is replaced for its memory or requests.
+	// when one worker is replaced for its memory or requests; index is
+	// then its slot's.
 	reason string
+	index  int
 }
 
 // why is the reason the old workers are stopped for.
@@ -75,7 +77,7 @@ func (s *Supervisor) rollStep() {
 	if r.reason == "" {
 		s.log.Info("rolling restart done", "took", time.Since(r.start).Round(time.Millisecond).String())
 	} else {
-		s.log.Info("worker replaced", "reason", r.reason, "took", time.Since(r.start).Round(time.Millisecond).String())
+		s.log.Info("worker replaced", "index", r.index, "reason", r.reason, "took", time.Since(r.start).Round(time.Millisecond).String())
 	}
 	s.roll = nil
 }

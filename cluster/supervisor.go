@@ -195,7 +195,8 @@ type worker struct {
 	// replaceOnExit: stopped before its replacement (memory), which starts
 	// once it has gone.
 	replaceOnExit bool
-	killed        bool // herd sent it SIGKILL
+	stopped       time.Time // when herd asked it to stop
+	killed        bool      // herd sent it SIGKILL
 
 	ch     *ipc.Channel    // Node's cluster channel, nil without one
 	hw     *handoff.Worker // the hand-off's record of it, while its channel is read
