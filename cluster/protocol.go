@@ -114,6 +114,7 @@ func (s *Supervisor) channelEvent(ev ipcEvent) {
 		w.online = true
 		s.queryServer(w, m)
 	case actListening:
+		w.serverUp = true
 		if s.cfg.Ready != ReadyNotify {
 			s.listening(w)
 		}

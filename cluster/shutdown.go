@@ -151,7 +151,10 @@ func (s *Supervisor) askToStop() {
 		switch {
 		case s.workers[w.pid] != w:
 			// gone already
-		case w.speaksProtocol() && !handedOn:
+		case w.speaksProtocol() && (!handedOn || !w.serverUp && now.Sub(w.start) < onlineWait):
+			// Connections herd holds for it go first; and a worker still
+			// starting its server finishes that first: Node's disconnect
+			// while its listen() is under way can leave the worker up.
 			later = append(later, w)
 		case w.speaksProtocol():
 			s.stopProtocolWorker(w, "shutdown")

@@ -198,9 +198,10 @@ type worker struct {
 	stopped       time.Time // when herd asked it to stop
 	killed        bool      // herd sent it SIGKILL
 
-	ch     *ipc.Channel    // Node's cluster channel, nil without one
-	hw     *handoff.Worker // the hand-off's record of it, while its channel is read
-	online bool            // the worker speaks the cluster protocol
+	ch       *ipc.Channel    // Node's cluster channel, nil without one
+	hw       *handoff.Worker // the hand-off's record of it, while its channel is read
+	online   bool            // the worker speaks the cluster protocol
+	serverUp bool            // it said listening through the protocol
 }
 
 type exitEvent struct {

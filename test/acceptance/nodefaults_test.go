@@ -361,3 +361,24 @@ func TestListenPortOnlyGetsHerdListenSocket(t *testing.T) {
 		})
 	}
 }
+
+// SIGTERM while Node workers start: a worker that has said online but not
+// yet listened finishes its listen() before herd sends disconnect (Node's
+// disconnect in the middle of listen() can leave the worker up), so herd
+// exits 0 at once rather than after the disconnect grace. Ten times, the
+// signal right after the first worker says online.
+func TestSIGTERMWhileNodeWorkersStart(t *testing.T) {
+	t.Parallel()
+	for i := range 10 {
+		port := freePort(t)
+		r := startNode(t, nodeOpts{workers: 2, policy: "default", env: []string{"HERD_SHUTDOWN_TIMEOUT=20s"},
+			script: "node_lifecycle.js", args: []string{strconv.Itoa(port)}})
+		r.waitLog("worker online")
+		stopped := time.Now()
+		r.signal(unix.SIGTERM)
+		code := r.exitCode(40 * time.Second)
+		if took := time.Since(stopped); code != 0 || took > 5*time.Second {
+			t.Fatalf("round %d: herd exited %d %v after SIGTERM; want 0, before the 10 s disconnect grace", i, code, took.Round(time.Millisecond))
+		}
+	}
+}
