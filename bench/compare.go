@@ -44,13 +44,12 @@ func compare(ctx context.Context, e *env, setups []setup) (int, error) {
 			}
 			if err != nil {
 				r.failures = append(r.failures, fmt.Sprintf("run %d: %v", rep+1, err))
-				fmt.Fprintf(os.Stderr, "[%d/%d] %-9s FAILED: %v\n", rep+1, cfg.runs, s.name, err)
+				fmt.Fprintf(os.Stderr, "[%d/%d] %-14s FAILED: %v\n", rep+1, cfg.runs, s.name, err)
 				continue
 			}
 			r.samples = append(r.samples, smp)
 			r.runs = append(r.runs, rep+1)
-			fmt.Fprintf(os.Stderr, "[%d/%d] %-9s keep-alive %7.0f req/s (conns %s), close %7.0f req/s%s, others' CPU %.0f%%\n",
-				rep+1, cfg.runs, s.name, smp.ka.rps, joinInts(smp.kaConns), smp.cl.rps, cpuNote(s, smp), 100*smp.other)
+			progress(rep, cfg.runs, s, smp)
 		}
 	}
 	fmt.Fprintf(os.Stderr, "bench: %d runs in %s\n\n", cfg.runs*len(setups), time.Since(start).Round(time.Second))
@@ -63,6 +62,26 @@ func compare(ctx context.Context, e *env, setups []setup) (int, error) {
 		}
 	}
 	return code, nil
+}
+
+// progress reports a run on stderr.
+func progress(rep, runs int, s setup, smp sample) {
+	fmt.Fprintf(os.Stderr, "[%d/%d] %-14s keep-alive %7.0f req/s p99 %s (conns %s), close %7.0f req/s p99 %s%s, others' CPU %.0f%%\n",
+		rep+1, runs, s.name, smp.ka.rps, msNote(smp.ka.lat.p99, smp.ka.lat.ok), joinInts(smp.kaConns),
+		smp.cl.rps, msNote(smp.cl.lat.p99, smp.cl.lat.ok), cpuNote(s, smp), 100*smp.other)
+	if m := smp.mixed; m.ok {
+		fmt.Fprintf(os.Stderr, "%*s mixed %7.0f req/s, fast p50 %s p99 %s max %s, slow p50 %s (%d fast, %d slow), others' CPU %.0f%%\n",
+			len(fmt.Sprintf("[%d/%d] ", rep+1, runs))+14, "", m.rps, msNote(m.fastP50, m.fast > 0), msNote(m.fastP99, m.fast > 0),
+			msNote(m.fastMax, m.fast > 0), msNote(m.slowP50, m.slow > 0), m.fast, m.slow, 100*m.other)
+	}
+}
+
+// msNote is a latency in ms for the progress lines.
+func msNote(d time.Duration, ok bool) string {
+	if !ok {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2fms", float64(d)/1e6)
 }
 
 // joinInts joins xs with "/".

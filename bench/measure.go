@@ -79,6 +79,16 @@ type sample struct {
 	held         int64   // of those, held by the primary itself
 	errs         int64
 	other        float64 // the larger share of the CPUs used by other processes in the two measured runs
+	mixed        mixedStats
+}
+
+// noisy is the larger share of the CPUs that other processes used in the
+// sample's measured runs and its mixed run.
+func (s sample) noisy() float64 {
+	if s.mixed.ok {
+		return max(s.other, s.mixed.other)
+	}
+	return s.other
 }
 
 // otherLimit is the share of the CPUs other processes may use during a
@@ -86,7 +96,7 @@ type sample struct {
 const otherLimit = 0.10
 
 // once starts setup s for repetition rep, measures it (warm-up, keep-alive,
-// Connection: close, spread) and stops it. Besides the sample it returns
+// Connection: close, spread, mixed) and stops it. Besides the sample it returns
 // what went wrong short of a failure (the setup's log included) and the
 // failure, if any.
 func (e *env) once(ctx context.Context, s setup, rep int) (sample, []string, error) {
@@ -133,7 +143,12 @@ func (t *trial) run(ctx context.Context) error {
 	}
 	t.smp.errs = t.smp.ka.errors() + t.smp.ka.non2xx + t.smp.cl.errors() + t.smp.cl.non2xx
 	if cfg.spread > 0 {
-		return t.spreadRun(ctx)
+		if err := t.spreadRun(ctx); err != nil {
+			return err
+		}
+	}
+	if cfg.mixed.on {
+		return t.mixedRun(ctx)
 	}
 	return nil
 }

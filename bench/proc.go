@@ -248,23 +248,7 @@ func waitHTTP(ctx context.Context, p *proc, url string, timeout time.Duration) e
 // local port port that the process holds (its fds matched by inode against
 // /proc/net/tcp and tcp6).
 func connsPerProcess(port int, pids []int) map[int]int64 {
-	est := map[string]bool{}
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			fs := strings.Fields(line)
-			if len(fs) < 10 || fs[3] != "01" { // 01: ESTABLISHED
-				continue
-			}
-			_, hexPort, _ := strings.Cut(fs[1], ":")
-			if p, err := strconv.ParseInt(hexPort, 16, 32); err == nil && int(p) == port {
-				est["socket:["+fs[9]+"]"] = true
-			}
-		}
-	}
+	est := tcpSockets(port, "01") // 01: ESTABLISHED
 	out := map[int]int64{}
 	for _, pid := range pids {
 		fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
@@ -275,6 +259,51 @@ func connsPerProcess(port int, pids []int) map[int]int64 {
 		}
 	}
 	return out
+}
+
+// tcpSockets is the TCP sockets with local port port in state (hex, as
+// in /proc/net/tcp and tcp6), by the name of their fds: "socket:[inode]".
+func tcpSockets(port int, state string) map[string]bool {
+	out := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			if len(fs) < 10 || fs[3] != state {
+				continue
+			}
+			_, hexPort, _ := strings.Cut(fs[1], ":")
+			if p, err := strconv.ParseInt(hexPort, 16, 32); err == nil && int(p) == port {
+				out["socket:["+fs[9]+"]"] = true
+			}
+		}
+	}
+	return out
+}
+
+// waitListening polls until n sockets listen on port (0A: LISTEN), the
+// process exits or the timeout passes. Under SO_REUSEPORT the kernel
+// hashes a connection to one of the sockets listening then: a worker that
+// listens late gets none of the connections opened before.
+func waitListening(ctx context.Context, p *proc, port, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		got := len(tcpSockets(port, "0A"))
+		switch {
+		case got >= n:
+			return nil
+		case !p.alive():
+			return fmt.Errorf("exited before all workers listened (%s)", p.exitStatus())
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case time.Now().After(deadline):
+			return fmt.Errorf("%d of %d sockets listening on port %d after %s", got, n, port, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // machineTicks reads the first line of /proc/stat: the clock ticks all

@@ -17,6 +17,7 @@ type setup struct {
 	key, name string
 	primary   bool // the started process is a primary (herd or Node's)
 	herd      bool
+	reuseport bool // a socket of its own per worker: start waits for all of them
 	argv      func(e *env) []string
 	vars      func(e *env) []string
 }
@@ -37,6 +38,9 @@ var allSetups = []setup{
 	{key: "herd-none", name: "herd none", primary: true, herd: true,
 		argv: func(e *env) []string { return []string{e.herdBin, "--", "node", e.file("app.js")} },
 		vars: func(e *env) []string { return e.herdVars("none") }},
+	{key: "herd-reuseport", name: "herd reuseport", primary: true, herd: true, reuseport: true,
+		argv: func(e *env) []string { return []string{e.herdBin, "--", "node", e.file("app.js")} },
+		vars: func(e *env) []string { return e.herdVars("reuseport") }},
 	{key: "node-rr", name: "node rr", primary: true,
 		argv: func(e *env) []string { return []string{"node", e.file("node_primary.js")} },
 		vars: func(e *env) []string { return e.nodeVars("rr") }},
@@ -135,7 +139,8 @@ type launch struct {
 }
 
 // start starts s on a fresh port, with its output in the log <tag>.log,
-// and waits until it answers 200.
+// and waits until it answers 200 and, under reuseport, until every worker's
+// socket listens.
 func (e *env) start(ctx context.Context, s setup, tag string) (*launch, error) {
 	port, err := freePort()
 	if err != nil {
@@ -149,7 +154,11 @@ func (e *env) start(ctx context.Context, s setup, tag string) (*launch, error) {
 		return nil, fmt.Errorf("%s: start: %v", s.name, err)
 	}
 	l := &launch{s: s, p: p, port: port, url: fmt.Sprintf("http://127.0.0.1:%d/", port)}
-	if err := waitHTTP(ctx, p, l.url, 20*time.Second); err != nil {
+	err = waitHTTP(ctx, p, l.url, 20*time.Second)
+	if err == nil && s.reuseport {
+		err = waitListening(ctx, p, port, e.cfg.workers, 20*time.Second)
+	}
+	if err != nil {
 		p.stop(5 * time.Second)
 		return nil, fmt.Errorf("%s: %v\n%s", s.name, err, tail(p.logText(), 20))
 	}

@@ -20,16 +20,23 @@ type table struct {
 }
 
 // labelWidth and cellWidth are the widths of the table's first column and
-// of each setup's column.
+// of each setup's column (wider when the setup's name needs it).
 const labelWidth, cellWidth = 42, 11
 
-// printTable prints the header, the table, the resolution of its CPU
-// figures, herd against Node's primary and the problems.
+// width is the width of setup s's column.
+func width(s setup) int { return max(cellWidth, len([]rune(s.name))+1) }
+
+// printTable prints the header, the table of the wrk runs, the resolution
+// of its CPU figures, the table of the mixed runs, herd against Node's
+// primary and the problems.
 func printTable(w io.Writer, e *env, setups []setup, results map[string]*result, busy float64) {
 	t := &table{w: w, cfg: e.cfg, setups: setups, results: results}
 	t.header(busy)
 	t.rows()
 	t.resolution()
+	if e.cfg.mixed.on {
+		t.mixedRows()
+	}
 	t.ratios()
 	t.problems()
 }
@@ -48,16 +55,28 @@ func (t *table) header(busy float64) {
 	fmt.Fprintln(t.w)
 }
 
-// rows is the table itself: the setups' names, then a row per figure.
-func (t *table) rows() {
-	fmt.Fprintf(t.w, "%-*s", labelWidth, "")
+// names is a table's first line: the setups' names.
+func (t *table) names(title string) {
+	fmt.Fprintf(t.w, "%-*s", labelWidth, title)
 	for _, s := range t.setups {
-		fmt.Fprintf(t.w, "%*s", cellWidth, s.name)
+		fmt.Fprintf(t.w, "%*s", width(s), s.name)
 	}
 	fmt.Fprintln(t.w)
+}
+
+// rows is the table of the wrk runs: the setups' names, then a row per
+// figure.
+func (t *table) rows() {
+	t.names("wrk runs")
 	conns := t.cfg.conns
 	t.row("req/s, keep-alive", figure(kaRPS, "%.0f", false))
 	t.row("req/s, Connection: close", figure(clRPS, "%.0f", false))
+	t.row("latency ms, keep-alive: p50", figure(latOf(kaLat, p50), "%.2f", false))
+	t.row("latency ms, keep-alive: p99", figure(latOf(kaLat, p99), "%.2f", false))
+	t.row("latency ms, keep-alive: max", figure(latOf(kaLat, maxLat), "%.2f", false))
+	t.row("latency ms, close: p50", figure(latOf(clLat, p50), "%.2f", false))
+	t.row("latency ms, close: p99", figure(latOf(clLat, p99), "%.2f", false))
+	t.row("latency ms, close: max", figure(latOf(clLat, maxLat), "%.2f", false))
 	t.row("primary CPU µs/conn, close (÷ requests)", figure(clPerConn, "%.1f", true))
 	t.row(fmt.Sprintf("primary CPU µs/conn, keep-alive (÷ %d)", conns), figure(kaPerConn(conns), "%.1f", true))
 	t.row("primary CPU, close (% of one core)", figure(clPercent(t.cfg.duration), "%.1f", true))
@@ -86,7 +105,7 @@ func (t *table) row(label string, c cell) {
 		if len(r.samples) > 0 {
 			v = c(s, r)
 		}
-		fmt.Fprintf(t.w, "%*s", cellWidth, v)
+		fmt.Fprintf(t.w, "%*s", width(s), v)
 	}
 	fmt.Fprintln(t.w)
 }
@@ -133,6 +152,27 @@ func kaRPS(s sample) (float64, bool) { return s.ka.rps, true }
 
 // clRPS is the Connection: close run's requests per second.
 func clRPS(s sample) (float64, bool) { return s.cl.rps, true }
+
+// kaLat and clLat are the latency figures of the keep-alive and the close
+// run.
+func kaLat(s sample) latency { return s.ka.lat }
+func clLat(s sample) latency { return s.cl.lat }
+
+// p50, p99 and maxLat pick a figure of wrk's latency.
+func p50(l latency) time.Duration    { return l.p50 }
+func p99(l latency) time.Duration    { return l.p99 }
+func maxLat(l latency) time.Duration { return l.max }
+
+// latOf is a figure of a run's latency, in ms, when wrk reported it.
+func latOf(run func(sample) latency, pick func(latency) time.Duration) func(sample) (float64, bool) {
+	return func(s sample) (float64, bool) {
+		l := run(s)
+		return ms(pick(l)), l.ok
+	}
+}
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // clPerConn is the primary's CPU µs per connection of the close run (each
 // request is one connection).
@@ -329,8 +369,8 @@ func (t *table) problems() {
 func noisyRuns(r *result) []string {
 	var noisy []string
 	for i, smp := range r.samples {
-		if smp.other > otherLimit {
-			noisy = append(noisy, fmt.Sprintf("run %d: %.0f%%", r.runs[i], 100*smp.other))
+		if smp.noisy() > otherLimit {
+			noisy = append(noisy, fmt.Sprintf("run %d: %.0f%%", r.runs[i], 100*smp.noisy()))
 		}
 	}
 	return noisy

@@ -20,6 +20,16 @@ type wrkRun struct {
 	non2xx   int64
 	spread   map[string]int64 // from spread.lua: responses per X-Pid
 	cpu      float64          // wrk's own CPU time, µs
+	lat      latency          // from --latency
+}
+
+// latency is wrk's view of a run's response times: the 50%, 75%, 90% and
+// 99% lines of its "Latency Distribution" and the Max column of the
+// "Latency" line of its thread stats. ok is false unless all five were
+// printed and read.
+type latency struct {
+	p50, p75, p90, p99, max time.Duration
+	ok                      bool
 }
 
 var (
@@ -28,6 +38,12 @@ var (
 	reSockErr  = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 	reNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 	reSpread   = regexp.MustCompile(`(?m)^spread (\S+) (\d+)$`)
+	// "    Latency   612.00us  301.45us  12.34ms   88.12%": avg, stdev, max,
+	// share within one stdev. [ \t] and not \s: the line "Latency
+	// Distribution" must not match across its line end.
+	reLatStats = regexp.MustCompile(`(?m)^[ \t]*Latency[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)[ \t]+\S+[ \t]*$`)
+	// "     99%    4.03ms", under "  Latency Distribution".
+	reLatDist = regexp.MustCompile(`(?m)^[ \t]*(50|75|90|99)%[ \t]+(\S+)[ \t]*$`)
 )
 
 // errors sums wrk's socket errors (connect, read, write, timeout).
@@ -47,7 +63,7 @@ func wrkSeconds(d time.Duration) string {
 // runWrk runs wrk against url; closeConn adds "Connection: close"; script
 // is a Lua file or "".
 func runWrk(ctx context.Context, url string, threads, conns int, d time.Duration, closeConn bool, script string) (wrkRun, error) {
-	args := []string{"-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", wrkSeconds(d)}
+	args := []string{"-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", wrkSeconds(d), "--latency"}
 	if closeConn {
 		args = append(args, "-H", "Connection: close")
 	}
@@ -79,6 +95,7 @@ func runWrk(ctx context.Context, url string, threads, conns int, d time.Duration
 	if s := reNon2xx.FindStringSubmatch(w.output); s != nil {
 		w.non2xx, _ = strconv.ParseInt(s[1], 10, 64)
 	}
+	w.lat = parseLatency(w.output)
 	if script != "" {
 		w.spread = map[string]int64{}
 		for _, s := range reSpread.FindAllStringSubmatch(w.output, -1) {
@@ -87,6 +104,64 @@ func runWrk(ctx context.Context, url string, threads, conns int, d time.Duration
 		}
 	}
 	return w, nil
+}
+
+// parseLatency reads the latency figures of wrk --latency output: all of
+// them, or none. wrk times a request from its write to the end of the
+// response; under Connection: close the connect before it is not counted,
+// the wait for an accept and a hand-off is.
+func parseLatency(out string) latency {
+	st := reLatStats.FindStringSubmatch(out)
+	dist := reLatDist.FindAllStringSubmatch(out, -1)
+	if st == nil || len(dist) != 4 {
+		return latency{}
+	}
+	var l latency
+	var ok bool
+	if l.max, ok = parseWrkTime(st[3]); !ok {
+		return latency{}
+	}
+	for _, m := range dist {
+		v, ok := parseWrkTime(m[2])
+		if !ok {
+			return latency{}
+		}
+		switch m[1] {
+		case "50":
+			l.p50 = v
+		case "75":
+			l.p75 = v
+		case "90":
+			l.p90 = v
+		case "99":
+			l.p99 = v
+		}
+	}
+	l.ok = true
+	return l
+}
+
+// wrkUnits are the units wrk prints times in (units.c: from µs up, scaled
+// by 1000 to s, then by 60), the two-letter ones first: "ms" also ends in
+// "s".
+var wrkUnits = []struct {
+	suffix string
+	unit   time.Duration
+}{{"us", time.Microsecond}, {"ms", time.Millisecond}, {"s", time.Second}, {"m", time.Minute}, {"h", time.Hour}}
+
+// parseWrkTime reads a time as wrk prints it: "612.00us", "4.03ms",
+// "1.20s", "2.00m".
+func parseWrkTime(s string) (time.Duration, bool) {
+	for _, u := range wrkUnits {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.ParseFloat(num, 64)
+			if err != nil || v < 0 {
+				return 0, false
+			}
+			return time.Duration(v * float64(u.unit)), true
+		}
+	}
+	return 0, false
 }
 
 // wrkVersion is the first line of wrk -v (which exits 1).
