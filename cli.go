@@ -64,7 +64,7 @@ func ParseArgs(args []string) (*Invocation, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return &Invocation{Mode: ModeHelp}, nil
 		}
-		return nil, &UsageError{err.Error()}
+		return nil, &UsageError{flagError(err)}
 	}
 	if *help {
 		return &Invocation{Mode: ModeHelp}, nil
@@ -89,6 +89,33 @@ func ParseArgs(args []string) (*Invocation, error) {
 	}
 	inv.Command = rest
 	return inv, nil
+}
+
+// undefinedFlag starts the flag package's error for a flag it does not
+// know, which it names with one dash.
+const undefinedFlag = "flag provided but not defined: -"
+
+// flagError words an error of the flag package for herd: an unknown flag
+// is named with its two dashes, and the setting it most likely meant.
+func flagError(err error) string {
+	name, ok := strings.CutPrefix(err.Error(), undefinedFlag)
+	if !ok {
+		return err.Error()
+	}
+	msg := "unknown flag --" + name
+	if len(name) > maxShown {
+		msg = "unknown flag " + quote("--"+name)
+	}
+	if s := suggestFlag(name); s != "" {
+		msg += "; did you mean " + s + "?"
+	}
+	return msg
+}
+
+// usageLine is what herd prints, on one line, for a command line it cannot
+// act on.
+func usageLine(err error) string {
+	return fmt.Sprintf("herd: %v (usage: herd [flags] [--] command [args...]; herd --help lists the flags)", err)
 }
 
 // WriteUsage prints the help text, including the table of settings.

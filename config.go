@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"reflect"
 	"sort"
 	"strings"
@@ -208,6 +209,18 @@ func UnknownVariables(environ []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// warnUnknownVariables logs one warning per HERD_* variable herd does not
+// know, with the setting it most likely meant when one is near.
+func warnUnknownVariables(log *slog.Logger, environ []string) {
+	for _, name := range UnknownVariables(environ) {
+		args := []any{"variable", name}
+		if s := suggestVariable(name); s != "" {
+			args = append(args, "hint", "did you mean "+s+"?")
+		}
+		log.Warn("unknown variable ignored; herd config lists the settings", args...)
+	}
 }
 
 // WriteTable prints every setting: variable, flag, value, default, source

@@ -396,6 +396,45 @@ func TestConfigNumberRange(t *testing.T) {
 	}
 }
 
+// A HERD_LISTEN that is not an address is refused in one line that shows
+// the value once, says what is wrong and lists the accepted forms, from
+// each source; other mistakes keep their own advice.
+func TestListenErrors(t *testing.T) {
+	const forms = "; accepted forms: :8080, 0.0.0.0:8080, [::]:8080, tcp4://HOST:PORT, tcp6://HOST:PORT, unix:///PATH (with ?mode=&owner=&group=&name=)"
+	for _, c := range []struct {
+		name  string
+		env   string
+		flags []flagValue
+		file  string
+		want  string
+	}{
+		{"word", "notaport", nil, "", `invalid HERD_LISTEN="notaport": missing port` + forms},
+		{"host alone", "localhost", nil, "", `invalid HERD_LISTEN="localhost": missing port` + forms},
+		{"one of two", ":8080,notaport", nil, "", `invalid HERD_LISTEN=":8080,notaport": "notaport": missing port` + forms},
+		{"flag", "", []flagValue{{"listen", "notaport"}}, "", `invalid --listen="notaport": missing port` + forms + " (HERD_LISTEN)"},
+		{"file", "", nil, "listen: notaport\n", `invalid listen="notaport": missing port` + forms + ` (in "`},
+		{"port alone", "8080", nil, "", `invalid HERD_LISTEN="8080": missing colon: write :8080 for port 8080 on all addresses`},
+		{"port range", ":99999", nil, "", `invalid HERD_LISTEN=":99999": port 99999 out of range: give a number from 0 to 65535 (0: the kernel picks one)`},
+		{"host name", "localhost:80", nil, "", `invalid HERD_LISTEN="localhost:80": bad host "localhost": give an IP address`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.env != "" {
+				t.Setenv("HERD_LISTEN", c.env)
+			}
+			if c.file != "" {
+				t.Setenv("HERD_CONFIG", writeFile(t, c.file))
+			}
+			msg := wantConfigError(t, c.flags, []string{c.want}, nil)
+			if !strings.HasPrefix(msg, c.want) {
+				t.Errorf("error %q does not start with %q", msg, c.want)
+			}
+			if v := strings.TrimPrefix(c.env, ":8080,"); v != "" && strings.Count(msg, `"`+v+`"`) != 1 {
+				t.Errorf("error %q: want %q shown once", msg, v)
+			}
+		})
+	}
+}
+
 // A long value is cut in the error, which says how long it was.
 func TestConfigLongValue(t *testing.T) {
 	long := strings.Repeat("a", 3000)
@@ -411,7 +450,7 @@ func TestConfigLongValue(t *testing.T) {
 		{"file value", nil, nil, "log_level: " + long + "\n", `invalid log_level="` + long[:64] + `…" (3000 bytes): `},
 		{"file key", nil, nil, long[:200] + ": 1\n", `unknown key "` + long[:64] + `…" (200 bytes)`},
 		// Parsers that repeat the part they refuse are cut too.
-		{"listen", map[string]string{"HERD_LISTEN": long}, nil, "", `invalid HERD_LISTEN="` + long[:64] + `…" (3000 bytes): "`},
+		{"listen", map[string]string{"HERD_LISTEN": ":80," + long}, nil, "", `invalid HERD_LISTEN=":80,` + long[:60] + `…" (3004 bytes): "` + long[:64] + `…" (3000 bytes): missing port`},
 		{"user", map[string]string{"HERD_UID": long}, nil, "", `unknown user "` + long[:64] + `…" (3000 bytes)`},
 		{"remap", map[string]string{"HERD_EXIT_REMAP": long}, nil, "", `"` + long[:64] + `…" (3000 bytes) is not FROM=TO`},
 		{"health", map[string]string{"HERD_HEALTH_ADDR": long + ":80"}, nil, "", `host "` + long[:64] + `…" (3000 bytes)`},

@@ -64,7 +64,11 @@ func (l *Loaded) loadFile(from, path string) error {
 	for _, k := range keys {
 		s, ok := settingByKey(k)
 		if !ok {
-			return &ConfigError{fmt.Sprintf("%s: unknown key %s; known keys: %s", where, quote(k), knownKeys())}
+			hint := ""
+			if s := suggestKey(k); s != "" {
+				hint = " (did you mean " + s + "?)"
+			}
+			return &ConfigError{fmt.Sprintf("%s: unknown key %s%s; known keys: %s", where, quote(k), hint, knownKeys())}
 		}
 		text, err := scalar(doc[k])
 		if err != nil {

@@ -37,7 +37,7 @@ func run(args []string) int {
 
 	inv, err := ParseArgs(args)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "herd: %v\nUsage: herd [flags] [--] command [args...]; herd --help lists the flags.\n", err)
+		fmt.Fprintln(os.Stderr, usageLine(err))
 		return initproc.ExitUsage
 	}
 	switch inv.Mode {
@@ -55,9 +55,7 @@ func run(args []string) int {
 		return initproc.ExitUsage
 	}
 	log := newLogger(cfg.Config)
-	for _, name := range UnknownVariables(os.Environ()) {
-		log.Warn("unknown variable ignored; herd config lists the settings", "variable", name)
-	}
+	warnUnknownVariables(log, os.Environ())
 
 	switch inv.Mode {
 	case ModeConfig:

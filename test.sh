@@ -23,6 +23,26 @@ if [ ! -d test/acceptance/testdata/npm/node_modules ]; then
   npm ci --prefix test/acceptance/testdata/npm --no-audit --no-fund --loglevel=error
 fi
 
+# Every go test below runs with -json: internal/testtotals shows the events
+# as go test's usual text (each package's ok line, the output of failed
+# tests) and, when the script ends, whether it passed or not, prints one
+# line of totals over all the runs: the tests and subtests that passed,
+# failed and were skipped, and the package runs that failed.
+results=$(mktemp -d)
+print_totals() {
+  local rc=$? files
+  shopt -s nullglob
+  files=("$results"/*.json)
+  if [ ${#files[@]} -gt 0 ] && [ -x "$results/testtotals" ]; then
+    "$results/testtotals" -sum "${files[@]}" || true
+  fi
+  rm -rf "$results"
+  exit "$rc"
+}
+trap print_totals EXIT
+go build -o "$results/testtotals" ./internal/testtotals
+totals="$results/testtotals"
+
 unformatted=$(gofmt -l .)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change: $unformatted" >&2
@@ -38,8 +58,9 @@ for goos in darwin windows; do
 done
 GOOS=linux GOARCH=arm64 go build -o /dev/null .
 GOOS=linux GOARCH=arm64 go build -o /dev/null ./examples/goserver
-GOOS=js GOARCH=wasm go test -count=1 -exec "$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./cluster/ipc ./cluster/worker
-go test -race -count=1 -timeout 12m ./...
+GOOS=js GOARCH=wasm go test -json -count=1 -exec "$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./cluster/ipc ./cluster/worker |
+  tee "$results/wasm.json" | "$totals"
+go test -json -race -count=1 -timeout 12m ./... | tee "$results/race.json" | "$totals"
 
 # Kubernetes packaging (docs/acceptance.md P1 and P2): the Helm chart, the
 # Dockerfiles, the examples and a pod under runc. helm comes from the Go
@@ -59,19 +80,24 @@ for values in deploy/testdata/values/*.yaml; do
   helm lint --strict --quiet charts/herd -f "$values"
 done
 helm template herd charts/herd --kube-version "$kube_version" >/dev/null
-(cd deploy && go vet ./... && go test -race -count=1 -timeout 10m ./...)
+(cd deploy && go vet ./... && go test -json -race -count=1 -timeout 10m ./... | tee "$results/deploy.json" | "$totals")
 
 # Every parser's fuzz target, 15,000 inputs each (seconds): they must never
 # panic. A count rather than a duration: under load Go's fuzzing coordinator
 # can miss a duration's deadline and report "context deadline exceeded"
-# although nothing failed; that one message alone earns a second try.
+# although nothing failed; that one message alone earns a second try (whose
+# events replace the first try's in the totals).
+fuzz() {
+  go test -json -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-15000x}" "$pkg" 2>&1 |
+    tee "$results/fuzz-${pkg##*/}-${target}.json" | "$totals"
+}
 for pkg in ./cluster/cgroup ./cluster/cpus ./cluster/memory ./cluster ./cluster/ipc ./cluster/listen ./cluster/notify ./init; do
   for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
-    if ! out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-15000x}" "$pkg" 2>&1); then
+    if ! out=$(fuzz); then
       echo "$out"
       if echo "$out" | grep -q 'context deadline exceeded' && ! echo "$out" | grep -q 'Failing input'; then
         echo "retrying $target once"
-        go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-15000x}" "$pkg"
+        fuzz
       else
         exit 1
       fi

@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,8 +55,13 @@ func parseDockerfile(text string) ([]stage, error) {
 				return fmt.Errorf("line %d: FROM without an image", in.line)
 			}
 			st.from = f[0]
-			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
+			switch {
+			case len(f) == 3 && strings.EqualFold(f[1], "AS"):
 				st.name = f[2]
+			case len(f) != 1:
+				// Docker refuses it: "FROM requires either one or three
+				// arguments". A comment after it is one cause.
+				return fmt.Errorf("line %d: FROM %s: want FROM IMAGE or FROM IMAGE AS NAME (a # starts a comment only at the start of a line)", in.line, in.args)
 			}
 			stages = append(stages, st)
 			return nil
@@ -198,6 +204,10 @@ func dockerfileProblems(text string, app, static, version bool) []string {
 	bad := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
 	for _, st := range stages {
 		for _, in := range st.instrs {
+			// In RUN the shell reads a # word as a comment; Docker does not.
+			if in.cmd != "RUN" && slices.ContainsFunc(strings.Fields(in.args), func(w string) bool { return strings.HasPrefix(w, "#") }) {
+				bad("line %d: %s %s: a # starts a comment only at the start of a line; here it is an argument", in.line, in.cmd, in.args)
+			}
 			if in.cmd == "ENTRYPOINT" || in.cmd == "CMD" {
 				if _, ok := execForm(in.args); !ok {
 					bad("line %d: %s %s is in shell form: /bin/sh -c would be PID 1 and take SIGTERM instead of herd", in.line, in.cmd, in.args)
@@ -319,6 +329,79 @@ func TestDockerfiles(t *testing.T) {
 	}
 }
 
+// readmeDockerfiles returns the fenced dockerfile blocks of a Markdown
+// text, with the line each starts on.
+func readmeDockerfiles(text string) (blocks []string, lines []int) {
+	var cur []string
+	in := false
+	for i, l := range strings.Split(text, "\n") {
+		switch {
+		case !in && strings.TrimSpace(l) == "```dockerfile":
+			in, cur = true, nil
+			lines = append(lines, i+2)
+		case in && strings.TrimSpace(l) == "```":
+			in = false
+			blocks = append(blocks, strings.Join(cur, "\n")+"\n")
+		case in:
+			cur = append(cur, l)
+		}
+	}
+	return blocks, lines
+}
+
+// instructionText is a stage's instructions, one a line, comments dropped.
+func instructionText(st stage) string {
+	var b strings.Builder
+	for _, in := range st.instrs {
+		fmt.Fprintf(&b, "%s %s\n", in.cmd, in.args)
+	}
+	return b.String()
+}
+
+// The README's quick start is an application image: it passes the rules
+// of the examples' Dockerfiles, its Node image is the Node example's, and
+// the README says how to build the image it copies herd from.
+func TestREADMEDockerfile(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, lines := readmeDockerfiles(string(readme))
+	if len(blocks) == 0 {
+		t.Fatal("README.md has no ```dockerfile block")
+	}
+	node, err := os.ReadFile(filepath.Join(repoRoot, "examples/node/Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeStages, err := parseDockerfile(string(node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range blocks {
+		for _, p := range dockerfileProblems(b, true, false, false) {
+			t.Errorf("README.md, the dockerfile block at line %d: %s", lines[i], p)
+		}
+		stages, err := parseDockerfile(b)
+		if err != nil {
+			continue // reported above
+		}
+		// The Node image the README shows is the example's.
+		final, example := stages[len(stages)-1], nodeStages[len(nodeStages)-1]
+		if strings.HasPrefix(final.from, "node:") {
+			if final.from != example.from {
+				t.Errorf("README.md, the dockerfile block at line %d: FROM %s, but examples/node/Dockerfile is FROM %s", lines[i], final.from, example.from)
+			}
+			if got, want := instructionText(final), instructionText(example); got != want {
+				t.Errorf("README.md, the dockerfile block at line %d: its final stage is\n%s\nexamples/node/Dockerfile's is\n%s", lines[i], got, want)
+			}
+		}
+		if stages[0].from == "herd" && !strings.Contains(string(readme), "docker build -t herd .") {
+			t.Errorf("README.md, the dockerfile block at line %d copies herd from an image called herd, and the README never says docker build -t herd .", lines[i])
+		}
+	}
+}
+
 // The checks fail on what they are meant to catch.
 func TestDockerfileProblems(t *testing.T) {
 	const good = `FROM herd AS herd
@@ -346,6 +429,9 @@ CMD ["node", "server.js"]
 		{"no herd copied", strings.Replace(good, "COPY --from=herd /herd /usr/local/bin/herd\n", "", 1), true, "COPY --from"},
 		{"no --", strings.Replace(good, `["herd", "--"]`, `["herd"]`, 1), true, `end it with "--"`},
 		{"not herd", strings.Replace(good, `["herd", "--"]`, `["tini", "--"]`, 1), true, "does not start herd"},
+		{"comment after FROM", strings.Replace(good, "FROM herd AS herd", "FROM herd AS herd   # built from herd's Dockerfile", 1), true, "a # starts a comment only at the start of a line"},
+		{"comment after COPY", strings.Replace(good, "/usr/local/bin/herd", "/usr/local/bin/herd # herd", 1), true, "a # starts a comment only at the start of a line"},
+		{"FROM with extra words", strings.Replace(good, "FROM herd AS herd", "FROM herd herd", 1), true, "want FROM IMAGE or FROM IMAGE AS NAME"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := strings.Join(dockerfileProblems(c.text, c.app, false, false), "\n")

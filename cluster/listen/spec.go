@@ -70,19 +70,27 @@ type Spec struct {
 // an address is "tcp". A character that would end the entry (',', white
 // space, '?', '%') is written %XX in a path or name.
 //
-// Errors name the bad entry and say what is allowed; the caller adds the
-// setting's name. Two entries may not listen on the same address, which
-// includes "0.0.0.0:80" next to ":80" (a dual-stack ":80" takes IPv4 too).
+// Errors say what is wrong and what is allowed, and name the bad entry when
+// there are several (the caller adds the setting's name and its value); an
+// entry that is not written as an address at all gets the accepted Forms.
+// Two entries may not listen on the same address, which includes
+// "0.0.0.0:80" next to ":80" (a dual-stack ":80" takes IPv4 too).
 func Parse(s string) ([]Spec, error) {
 	entries := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
 	if len(entries) == 0 {
-		return nil, errors.New("no address: give one or more of :8080, tcp://[::]:8080, tcp4://0.0.0.0:8080, unix:///run/app.sock, separated by commas")
+		return nil, fmt.Errorf("no address; accepted forms: %s, several separated by commas", Forms)
 	}
 	specs := make([]Spec, 0, len(entries))
 	for _, e := range entries {
 		sp, err := parseEntry(e)
 		if err != nil {
-			return nil, fmt.Errorf("%q: %w", e, err)
+			if errors.As(err, new(formError)) {
+				err = fmt.Errorf("%w; accepted forms: %s", err, Forms)
+			}
+			if len(entries) > 1 {
+				err = fmt.Errorf("%q: %w", e, err)
+			}
+			return nil, err
 		}
 		for i, prev := range specs {
 			if overlaps(prev, sp) {
@@ -93,6 +101,16 @@ func Parse(s string) ([]Spec, error) {
 	}
 	return specs, nil
 }
+
+// Forms lists the addresses HERD_LISTEN accepts, for errors about an entry
+// that is not written as one.
+const Forms = ":8080, 0.0.0.0:8080, [::]:8080, tcp4://HOST:PORT, tcp6://HOST:PORT, unix:///PATH (with ?mode=&owner=&group=&name=)"
+
+// formError is an entry that is not written as an address at all, such as
+// a word without a port; Parse adds the accepted Forms to it.
+type formError string
+
+func (e formError) Error() string { return string(e) }
 
 // parseEntry parses one HERD_LISTEN address.
 func parseEntry(e string) (Spec, error) {
@@ -217,16 +235,21 @@ func parseHostPort(network, hp string) (string, error) {
 	if err != nil {
 		switch {
 		case hp == "":
-			return "", errors.New("missing host:port: write :8080 for all addresses")
+			return "", formError("missing host:port")
 		case !strings.Contains(hp, ":"):
 			if _, err := parsePort(hp); err == nil {
 				return "", fmt.Errorf("missing colon: write :%s for port %s on all addresses", echo(hp, "PORT"), echo(hp, "PORT"))
 			}
-			return "", fmt.Errorf("missing port: write %s:PORT", echo(hp, "HOST"))
+			return "", formError("missing port")
 		case strings.Count(hp, ":") > 1 && !strings.HasPrefix(hp, "["):
 			return "", errors.New("an IPv6 host is written in brackets, as in [::1]:8080")
 		}
-		return "", fmt.Errorf("bad host:port: %w", err)
+		// The reason alone: the value is shown already.
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return "", formError("not host:port: " + ae.Err)
+		}
+		return "", formError("not host:port: " + err.Error())
 	}
 	pn, err := parsePort(port)
 	if err != nil {

@@ -2,6 +2,7 @@ package listen
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -78,29 +79,30 @@ func TestParse(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ in, err string }{
-		{"", "no address: give one or more of :8080, tcp://[::]:8080, tcp4://0.0.0.0:8080, unix:///run/app.sock, separated by commas"},
+		{"", "no address; accepted forms: " + Forms + ", several separated by commas"},
 		{" , ", "no address"},
-		{"ftp://:21", `"ftp://:21": unknown scheme "ftp": use tcp://, tcp4://, tcp6:// or unix://`},
-		{"unix:/run/a.sock", `"unix:/run/a.sock": write the scheme with "://", as in unix://`},
+		{"ftp://:21", `unknown scheme "ftp": use tcp://, tcp4://, tcp6:// or unix://`},
+		{"unix:/run/a.sock", `write the scheme with "://", as in unix://`},
 		{"tcp::80", `write the scheme with "://", as in tcp://`},
-		{"/run/a.sock", `"/run/a.sock": a unix socket is written unix:///run/a.sock`},
-		{"8080", `"8080": missing colon: write :8080 for port 8080 on all addresses`},
-		{"localhost", `"localhost": missing port: write localhost:PORT`},
-		{strings.Repeat("a", 65), `missing port: write HOST:PORT`},
+		{"/run/a.sock", `a unix socket is written unix:///run/a.sock`},
+		{"8080", `missing colon: write :8080 for port 8080 on all addresses`},
+		{"notaport", "missing port; accepted forms: " + Forms},
+		{"localhost", "missing port; accepted forms: " + Forms},
 		{strings.Repeat("0", 63) + "80", `missing colon: write :PORT for port PORT on all addresses`},
 		{"/" + strings.Repeat("a", 64), `a unix socket is written unix:///PATH`},
 		{":" + strings.Repeat("9", 65), `port number out of range`},
-		{"tcp://", `"tcp://": missing host:port: write :8080 for all addresses`},
+		{"tcp://", "missing host:port; accepted forms: " + Forms},
 		{":", `missing port: give a number from 0 to 65535 (0: the kernel picks one)`},
 		{":http", `bad port "http": give a number from 0 to 65535`},
 		{":-1", `bad port "-1"`},
 		{":+80", `bad port "+80"`},
 		{":65536", `port 65536 out of range: give a number from 0 to 65535`},
 		{":99999999999999999999", `out of range`},
-		{"localhost:80", `"localhost:80": bad host "localhost": give an IP address such as 0.0.0.0, 127.0.0.1, [::] or [::1], or nothing for all addresses (host names are not resolved)`},
+		{"localhost:80", `bad host "localhost": give an IP address such as 0.0.0.0, 127.0.0.1, [::] or [::1], or nothing for all addresses (host names are not resolved)`},
 		{"1.2.3:80", `bad host "1.2.3"`},
 		{"::1:80", `an IPv6 host is written in brackets, as in [::1]:8080`},
-		{"[::1]", `bad host:port`},
+		{"[::1]", "not host:port: missing port in address; accepted forms: " + Forms},
+		{"a]b:80", "not host:port: unexpected ']' in address; accepted forms: "},
 		{"tcp4://[::1]:80", `tcp4 needs an IPv4 host, not ::1: use tcp6:// or tcp://`},
 		{"tcp6://127.0.0.1:80", `tcp6 needs an IPv6 host, not 127.0.0.1: use tcp4:// or tcp://`},
 		{"tcp6://[::ffff:127.0.0.1]:80", `tcp6 needs an IPv6 host`},
@@ -148,7 +150,32 @@ func TestParseErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.err) {
 				t.Fatalf("Parse(%q) error\n %q\nwant it to contain\n %q", tc.in, err, tc.err)
 			}
+			// The caller shows the value: one entry is not repeated.
+			if !strings.ContainsAny(strings.TrimSpace(tc.in), ", ") && strings.Contains(err.Error(), strconv.Quote(tc.in)) {
+				t.Errorf("Parse(%q) error %q repeats the value", tc.in, err)
+			}
 		})
+	}
+}
+
+// Of several entries, the error names the bad one, with the same reason
+// and forms a single entry gets.
+func TestParseErrorNamesEntry(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{":8080,notaport", `"notaport": missing port; accepted forms: ` + Forms},
+		{"unix:///a.sock :99999", `":99999": port 99999 out of range`},
+		{":80, localhost:80", `"localhost:80": bad host "localhost"`},
+	} {
+		_, err := Parse(c.in)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("Parse(%q) error %v, want %q", c.in, err, c.want)
+		}
+	}
+	// Errors that say what to write do not get the list of forms.
+	for _, in := range []string{"8080", ":99999", "localhost:80", "/run/a.sock", "ftp://:21", "unix:///a?mode=rw"} {
+		if _, err := Parse(in); err == nil || strings.Contains(err.Error(), "accepted forms") {
+			t.Errorf("Parse(%q) error %v: want its own advice alone", in, err)
+		}
 	}
 }
 
