@@ -33,10 +33,16 @@ type Memory struct {
 	MaxRequests, Jitter int
 }
 
-// memoryEvery is how often herd measures its workers and the container:
-// often enough that a server leaking a few hundred MB a second is caught
-// between two readings before the kernel's OOM killer acts.
-const memoryEvery = 250 * time.Millisecond
+// memoryEvery is how often herd measures its workers and the container
+// when it may act on the figures (a limit is known, or
+// HERD_WORKER_MAX_MEMORY is set): often enough that a server leaking tens
+// of MB a second is caught before the kernel's OOM killer acts. With
+// nothing to act on, the figures are only for /status and /metrics, and
+// are read every memoryIdleEvery.
+const (
+	memoryEvery     = 250 * time.Millisecond
+	memoryIdleEvery = 2 * time.Second
+)
 
 // Recycle reasons: the labels of herd_worker_recycles_total.
 const (
@@ -61,7 +67,11 @@ type memEvent struct {
 // the published Snapshot, so it never touches the loop's state; it runs
 // until Run returns.
 func (s *Supervisor) measure() {
-	t := time.NewTicker(memoryEvery)
+	every := memoryIdleEvery
+	if m := s.cfg.Memory; m.Limit > 0 || m.WorkerMax > 0 || m.High > 0 || m.Critical > 0 {
+		every = memoryEvery
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

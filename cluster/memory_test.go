@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"testing/synctest"
 
 	"golang.org/x/sys/unix"
@@ -206,5 +207,20 @@ func TestMemoryHints(t *testing.T) {
 				t.Errorf("got %q\nwant %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// tree follows the children files from a worker down.
+func TestTree(t *testing.T) {
+	proc := fstest.MapFS{
+		"10/task/10/children": {Data: []byte("11 12 ")},
+		"11/task/11/children": {Data: []byte("13")},
+		"12/task/12/children": {Data: []byte("")},
+	}
+	if got := tree(proc, 10); !slices.Equal(got, []int{10, 11, 12, 13}) {
+		t.Errorf("tree = %v, want 10 11 12 13", got)
+	}
+	if got := tree(proc, 99); !slices.Equal(got, []int{99}) {
+		t.Errorf("tree of an unknown pid = %v", got)
 	}
 }

@@ -1,31 +1,57 @@
 package cluster
 
 import (
+	"io/fs"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/herd-sh/herd/cluster/memory"
-	initproc "github.com/herd-sh/herd/init"
 )
 
-// sizes sums the memory (PSS) of every process in each worker's process
-// group: a worker that is a shell or npm counts the server it runs.
+// maxTreeSize bounds the processes counted under one worker.
+const maxTreeSize = 256
+
+// sizes sums the memory (PSS) of each worker and its descendants, found
+// through /proc/PID/task/TID/children, so that a worker that is a shell
+// or npm counts the server it runs. Reading the children of each worker
+// costs a few files; a scan of /proc would read every process's.
 func (k kernel) sizes(pids []int) map[int]int64 {
-	want := make(map[int]bool, len(pids))
-	for _, pid := range pids {
-		want[pid] = true
-	}
-	procs, err := initproc.ReadProcs(os.DirFS("/proc"))
-	if err != nil {
-		return nil
-	}
+	proc := os.DirFS("/proc")
 	root := os.DirFS("/")
 	out := make(map[int]int64, len(pids))
-	for _, p := range procs {
-		if !want[p.PGid] {
+	for _, pid := range pids {
+		var total int64
+		ok := false
+		for _, p := range tree(proc, pid) {
+			if n, err := memory.ProcessSize(root, p); err == nil {
+				total += n
+				ok = true
+			}
+		}
+		if ok {
+			out[pid] = total
+		}
+	}
+	return out
+}
+
+// tree lists pid and its descendants (at most maxTreeSize), through the
+// children file of each process's main thread: the processes a server
+// starts (npm's node, a shell's command) are forked there; a child forked
+// by another thread is not counted.
+func tree(proc fs.FS, pid int) []int {
+	out := []int{pid}
+	for i := 0; i < len(out) && len(out) < maxTreeSize; i++ {
+		p := strconv.Itoa(out[i])
+		b, err := fs.ReadFile(proc, p+"/task/"+p+"/children")
+		if err != nil {
 			continue
 		}
-		if n, err := memory.ProcessSize(root, p.Pid); err == nil {
-			out[p.PGid] += n
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil && len(out) < maxTreeSize {
+				out = append(out, c)
+			}
 		}
 	}
 	return out
