@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/herd-sh/herd/cluster/ipc"
 	"golang.org/x/sys/unix"
@@ -126,9 +127,6 @@ func (p *poller) run(h *Handoff) {
 		p.asleep.Store(true)
 		n, err := unix.EpollWait(p.epfd, events, h.retryTimeout(now))
 		p.asleep.Store(false)
-		if err == nil {
-			h.retryDue(time.Now())
-		}
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -136,30 +134,58 @@ func (p *poller) run(h *Handoff) {
 			h.log.Error("poller: epoll_wait failed", "err", err)
 			return
 		}
-		for _, ev := range events[:n] {
-			tok := uint32(ev.Fd)
-			if tok == wakeToken {
-				var buf [8]byte
-				_, _ = unix.Read(p.wake, buf[:])
-				if p.stopping.Load() {
-					return
-				}
-				continue
+		for {
+			h.retryDue(time.Now())
+			if !p.serve(h, events[:n]) {
+				return
 			}
-			it, ok := p.lookup(tok)
-			switch {
-			case !ok:
-				// removed after epoll_wait returned it
-			case it.r != nil:
-				if err := it.r.ReadReady(); err != nil {
-					p.remove(tok) // level-triggered: EOF would be reported forever
-					h.channelEnded(it.w, err)
-				}
-			case it.srv != nil:
-				h.acceptReady(it.srv)
+			// Under load the next answers arrive while herd hands these
+			// out: take them without going to sleep, which would cost a
+			// context switch and, for the blocking system call, the P.
+			if n = p.poll(events); n <= 0 {
+				break
 			}
 		}
 	}
+}
+
+// poll is epoll_wait that does not wait: the events ready now, without
+// the blocking system call's hand-over of the P to the runtime.
+func (p *poller) poll(events []unix.EpollEvent) int {
+	r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.epfd), uintptr(unsafe.Pointer(&events[0])),
+		uintptr(len(events)), 0, 0, 0)
+	if errno != 0 {
+		return 0
+	}
+	return int(r)
+}
+
+// serve handles what epoll_wait reported; false when the poller stops.
+func (p *poller) serve(h *Handoff, events []unix.EpollEvent) bool {
+	for _, ev := range events {
+		tok := uint32(ev.Fd)
+		if tok == wakeToken {
+			var buf [8]byte
+			_, _ = unix.Read(p.wake, buf[:])
+			if p.stopping.Load() {
+				return false
+			}
+			continue
+		}
+		it, ok := p.lookup(tok)
+		switch {
+		case !ok:
+			// removed after epoll_wait returned it
+		case it.r != nil:
+			if err := it.r.ReadReady(); err != nil {
+				p.remove(tok) // level-triggered: EOF would be reported forever
+				h.channelEnded(it.w, err)
+			}
+		case it.srv != nil:
+			h.acceptReady(it.srv)
+		}
+	}
+	return true
 }
 
 // interrupt wakes run from epoll_wait, if it is there, so that it sleeps
