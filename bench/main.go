@@ -54,6 +54,10 @@
 //     number of connections handed off (each request is one connection).
 //     Under keep-alive it is divided by wrk's connection count (-c): the
 //     primary's whole cost of a keep-alive run, per connection opened.
+//   - primary wake-ups per conn: the voluntary context switches of all the
+//     primary's threads (/proc/<pid>/task/*/status) around the close run,
+//     divided by wrk's request count: how often the primary went to sleep
+//     and had to be woken again per connection handed off.
 //   - primary CPU %: the same CPU time over the run's wall time.
 //   - primary RSS: VmRSS of the primary at the end of the close run.
 //   - keep-alive conns per worker: halfway through the keep-alive run, the

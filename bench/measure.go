@@ -73,6 +73,7 @@ func (e *env) measureMid(ctx context.Context, l *launch, label string, d time.Du
 type sample struct {
 	ka, cl       wrkRun
 	kaCPU, clCPU float64 // µs of the primary's CPU during the run
+	clWakeUps    int64   // the primary's voluntary context switches around the close run (-1: unknown)
 	rssKB        int64
 	spread       []int64 // responses per worker, largest first, padded with zeros
 	kaConns      []int64 // keep-alive connections per worker halfway through the run, largest first
@@ -217,8 +218,13 @@ func (t *trial) closeRun(ctx context.Context) error {
 	smp := &t.smp
 	var other float64
 	var err error
+	smp.clWakeUps = -1
+	w0, err0 := wakeUps(t.l.p.pid)
 	if smp.cl, smp.clCPU, other, err = t.e.measureMid(ctx, t.l, "Connection: close", t.e.cfg.duration, true, "", nil); err != nil {
 		return err
+	}
+	if w1, err1 := wakeUps(t.l.p.pid); t.l.s.primary && err0 == nil && err1 == nil {
+		smp.clWakeUps = w1 - w0
 	}
 	smp.other = max(smp.other, other)
 	t.note("Connection: close", smp.cl)

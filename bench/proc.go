@@ -173,6 +173,34 @@ func cpuMicros(pid int) (float64, error) {
 	return float64(st.utime+st.stime) * 1e6 / float64(clockTicks), nil
 }
 
+// wakeUps is the voluntary context switches of every thread of the
+// process, from /proc/<pid>/task/*/status: the times one of its threads
+// went to sleep waiting for something (an epoll_wait, a futex) and so was
+// woken up again. A thread that exits takes its count with it.
+func wakeUps(pid int) (int64, error) {
+	dirs, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, d := range dirs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, d.Name()))
+		if err != nil {
+			continue // the thread has exited
+		}
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("/proc/%d/task/%s/status: %v", pid, d.Name(), err)
+				}
+				sum += n
+			}
+		}
+	}
+	return sum, nil
+}
+
 // vmRSS is VmRSS from /proc/<pid>/status, in kB.
 func vmRSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

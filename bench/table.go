@@ -78,6 +78,7 @@ func (t *table) rows() {
 	t.row("latency ms, close: p99", figure(latOf(clLat, p99), "%.2f", false))
 	t.row("latency ms, close: max", figure(latOf(clLat, maxLat), "%.2f", false))
 	t.row("primary CPU µs/conn, close (÷ requests)", figure(clPerConn, "%.1f", true))
+	t.row("primary wake-ups per conn, close", figure(clWakeUpsPerConn, "%.2f", true))
 	t.row(fmt.Sprintf("primary CPU µs/conn, keep-alive (÷ %d)", conns), figure(kaPerConn(conns), "%.1f", true))
 	t.row("primary CPU, close (% of one core)", figure(clPercent(t.cfg.duration), "%.1f", true))
 	t.row("primary RSS MB (VmRSS after close run)", figure(rssMB, "%.1f", true))
@@ -178,6 +179,12 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // request is one connection).
 func clPerConn(s sample) (float64, bool) {
 	return s.clCPU / float64(s.cl.requests), s.cl.requests > 0
+}
+
+// clWakeUpsPerConn is the primary's voluntary context switches (all its
+// threads) per connection of the close run.
+func clWakeUpsPerConn(s sample) (float64, bool) {
+	return float64(s.clWakeUps) / float64(s.cl.requests), s.clWakeUps >= 0 && s.cl.requests > 0
 }
 
 // kaPerConn is the primary's CPU µs in the keep-alive run over wrk's conns

@@ -305,3 +305,37 @@ func TestHandoffDeliversTheRest(t *testing.T) {
 	}
 	h.Detach(hw, true)
 }
+
+// TestLaggingHoldsBackOnlyPastTheShare: a free worker gives way to a busy
+// one that is behind it by lagBehind connections and by 1/lagShare of its
+// count, and by nothing less: a faster worker keeps its pace within that
+// share instead of idling until the slower one catches up.
+func TestLaggingHoldsBackOnlyPastTheShare(t *testing.T) {
+	now := time.Now()
+	cases := []struct {
+		free, busy int
+		hold       bool
+	}{
+		{free: 7, busy: 0, hold: false},
+		{free: 8, busy: 0, hold: true},
+		{free: 1000 + 39, busy: 1000, hold: false}, // 39 behind, under 1000/25
+		{free: 1000 + 40, busy: 1000, hold: true},
+		{free: 100000 + 3000, busy: 100000, hold: false},
+		{free: 100000 + 4000, busy: 100000, hold: true},
+	}
+	for _, c := range cases {
+		free := &Worker{count: c.free}
+		busy := &Worker{count: c.busy, rr: &conn{sent: now}}
+		srv := &Server{order: []*Worker{free, busy}}
+		wait := lagging(srv, free, now)
+		if got := wait > 0; got != c.hold {
+			t.Errorf("free worker at %d, busy one at %d: held back %v (%v), want %v", c.free, c.busy, got, wait, c.hold)
+		}
+		// A busy worker whose newconn went out lagWait ago is stalled:
+		// nobody waits for it.
+		busy.rr.sent = now.Add(-lagWait)
+		if wait := lagging(srv, free, now); wait != 0 {
+			t.Errorf("free worker at %d, stalled one at %d: held back %v", c.free, c.busy, wait)
+		}
+	}
+}
