@@ -100,7 +100,10 @@ func (s *Supervisor) measure() {
 func (s *Supervisor) measured(ev memEvent) {
 	for pid, n := range ev.sizes {
 		w := s.workers[pid]
-		if w == nil {
+		if w == nil || n <= 0 {
+			// No resident memory: a process whose address space is gone
+			// (the OOM killer's victim before its exit is reaped). Its
+			// last size stays, the one its exit is reported with.
 			continue
 		}
 		w.memory = n

@@ -147,14 +147,18 @@ func TestMachineWorkerMaxMemory(t *testing.T) {
 }
 
 // A worker ended by a SIGKILL herd did not send, while the cgroup counted
-// an OOM kill, is reported as killed by the OOM killer; herd's own SIGKILL
-// is not.
+// an OOM kill, is reported as killed by the OOM killer, with the last size
+// measured while it still had memory; herd's own SIGKILL is not.
 func TestMachineOOMKill(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m := boot(t, memoryConfig(1))
 		p := m.only()
 		m.ready(p.pid)
 		m.f.setMemory(p.pid, 200*testMiB, 220*testMiB) // below the watermarks
+		m.after(memoryEvery)
+		// The OOM killer has taken its address space: a reading between
+		// that and its exit sees no memory, which is not its size.
+		m.f.setMemory(p.pid, 0, 20*testMiB)
 		m.after(memoryEvery)
 		m.f.mu.Lock()
 		m.f.ooms++

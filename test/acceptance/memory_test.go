@@ -8,8 +8,10 @@ package acceptance
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -36,6 +38,10 @@ func newMemCgroup(t *testing.T, name string, limit int64) *memCgroup {
 	if os.Geteuid() != 0 {
 		missing(t, "root to create a cgroup (euid %d)", os.Geteuid())
 	}
+	warmOnce.Do(func() { warmErr = warmPageCache(herdPath(t)) })
+	if warmErr != nil {
+		t.Fatalf("reading node's and herd's files into the page cache: %v", warmErr)
+	}
 	mnt, err := v1Mount("memory")
 	if err != nil {
 		missing(t, "cgroup v1 memory controller: %v", err)
@@ -52,6 +58,52 @@ func newMemCgroup(t *testing.T, name string, limit int64) *memCgroup {
 	}
 	cg.write("memory.swappiness", "0")
 	return cg
+}
+
+// The kernel charges a page of the page cache to the cgroup that first
+// reads it. A test cgroup charged with node's own text (its binary is
+// about 100 MB) does not run out of memory when the leak reaches the
+// limit: it reclaims those pages and reads them back again, and can
+// thrash like that for a minute or more before the OOM killer acts. So
+// before the first memory cgroup exists, every file a Node process maps
+// (its binary, libraries, ICU data) and herd's binary are read from the
+// tests' own cgroup, which the pages stay charged to.
+var (
+	warmOnce sync.Once
+	warmErr  error
+)
+
+func warmPageCache(herd string) error {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return err
+	}
+	out, err := exec.Command(node, "-e", "process.stdout.write(require('fs').readFileSync('/proc/self/maps', 'utf8'))").Output()
+	if err != nil {
+		return fmt.Errorf("node's /proc/self/maps: %v", err)
+	}
+	files := map[string]bool{herd: true}
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) >= 6 && strings.HasPrefix(f[5], "/") {
+			files[f[5]] = true
+		}
+	}
+	if len(files) < 2 {
+		return fmt.Errorf("no file in node's /proc/self/maps:\n%s", out)
+	}
+	for name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			continue // a file mapped then removed
+		}
+		_, err = io.Copy(io.Discard, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %v", name, err)
+		}
+	}
+	return nil
 }
 
 func (cg *memCgroup) write(file, v string) {
@@ -242,6 +294,12 @@ func TestLeakingServerRecycledBeforeOOM(t *testing.T) {
 		}
 		if cg.oomKills() < 1 {
 			t.Errorf("herd reported an OOM kill the cgroup did not count: %s", oom.raw)
+		}
+		if n, ok := oom.num("memory"); !ok || n <= 0 {
+			t.Errorf("the OOM kill is reported without the worker's last measured size: %s", oom.raw)
+		}
+		if oom.str("index") == "" {
+			t.Errorf("the OOM kill is reported without the worker's slot: %s", oom.raw)
 		}
 		t.Logf("%s", oom.raw)
 		r.terminate()
