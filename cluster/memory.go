@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -116,11 +117,28 @@ func (s *Supervisor) measured(ev memEvent) {
 	if ev.wsKnown {
 		s.workingSet = ev.workingSet
 	}
+	s.logReading(ev)
 	if s.stop.active {
 		return
 	}
 	s.recycleByMemory(ev)
 	s.recycleByRequests()
+}
+
+// logReading logs a reading at debug level: the container's working set
+// and the size of each slot's worker (slot0=..., by slot, never by pid: a
+// slot's figure stays comparable across its replacements).
+func (s *Supervisor) logReading(ev memEvent) {
+	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	args := []any{"working_set", s.workingSet, "limit", s.cfg.Memory.Limit}
+	for pid, n := range ev.sizes {
+		if w := s.workers[pid]; w != nil && n > 0 && w.slot.w == w {
+			args = append(args, "slot"+strconv.Itoa(w.slot.index), n)
+		}
+	}
+	s.log.Debug("memory reading", args...)
 }
 
 // recycleByMemory replaces a worker above HERD_WORKER_MAX_MEMORY, or the

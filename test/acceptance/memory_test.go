@@ -232,6 +232,35 @@ func heapReports(t *testing.T, addr string, workers int) map[int]heapReport {
 	return out
 }
 
+// At debug level every memory reading is logged: the container's working
+// set and each slot's worker size, keyed by slot (never by pid).
+func TestMemoryReadingsLogged(t *testing.T) {
+	t.Parallel()
+	cg := newMemCgroup(t, "readings", 512*mib)
+	r, _ := startLeaky(t, cg, 2, "HERD_LOG_LEVEL=debug")
+	line, _, err := r.stderr.find(0, 10*time.Second, func(l logLine) bool {
+		_, ok0 := l.num("slot0")
+		_, ok1 := l.num("slot1")
+		return l.is("memory reading") && ok0 && ok1
+	})
+	if err != nil {
+		t.Fatalf("no memory reading with both slots logged: %v", err)
+	}
+	ws, _ := line.num("working_set")
+	s0, _ := line.num("slot0")
+	s1, _ := line.num("slot1")
+	if ws <= 0 || s0 <= 0 || s1 <= 0 {
+		t.Errorf("reading %s: want a working set and two worker sizes, each above 0", line.raw)
+	}
+	if line.str("limit") != strconv.Itoa(512*mib) || line.str("pid") != "" {
+		t.Errorf("reading %s: want limit %d and no pid", line.raw, 512*mib)
+	}
+	t.Logf("%s", line.raw)
+	if code := r.terminate(); code != 0 {
+		t.Errorf("herd exited %d", code)
+	}
+}
+
 // In a 512 MiB container with 4 workers each Node worker's heap fits its
 // 128 MiB share; a heap size the user set in NODE_OPTIONS is left alone.
 func TestNodeHeapFitsWorkerShare(t *testing.T) {
