@@ -105,8 +105,12 @@
 // a column need not add up. The benchmark warns when the CPUs were busy
 // before it started: other load on a 2-CPU machine moves every figure.
 //
-// Under the table: herd rr against Node's rr primary (CPU per connection,
-// requests/s and RSS as ratios), and herd none against Node's none primary.
+// Under the table: herd rr against Node's rr primary (CPU and wake-ups per
+// connection, requests/s, latency p50 and p99, with -mixed the mixed run's
+// requests/s and fast p99, and RSS, each as a ratio, then the targets:
+// CPU per connection at most half Node's, close p50 within 5 % of Node's,
+// close requests/s at least Node's, RSS at most 15 MB, judged at the run's
+// -c), and herd none against Node's none primary.
 // The exit status is 1 when a setup could not be started or measured, or
 // died during a run.
 //

@@ -309,10 +309,15 @@ func (t *table) mixedRows() {
 
 // mixedFigure is a cell showing the median of a figure of the mixed runs.
 func mixedFigure(f func(mixedStats) (float64, bool), format string) cell {
-	return figure(func(s sample) (float64, bool) {
+	return figure(mixedOf(f), format, false)
+}
+
+// mixedOf is a figure of a sample's mixed run, when it had one.
+func mixedOf(f func(mixedStats) (float64, bool)) func(sample) (float64, bool) {
+	return func(s sample) (float64, bool) {
 		if !s.mixed.ok {
 			return 0, false
 		}
 		return f(s.mixed)
-	}, format, false)
+	}
 }
