@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
-for tool in tini:tini gunicorn:gunicorn strace:strace unshare:util-linux nsenter:util-linux setsid:util-linux script:bsdutils runc:runc python3:python3 node:nodejs npm:npm wrk:wrk; do
+for tool in tini:tini gunicorn:gunicorn strace:strace unshare:util-linux nsenter:util-linux setsid:util-linux script:bsdutils runc:runc python3:python3 node:nodejs npm:npm wrk:wrk systemd-notify:systemd; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -299,9 +299,13 @@ func TestNotifyChildProcess(t *testing.T) {
 	}
 }
 
-// systemd's own client, when it is installed (Debian: the systemd package).
+// systemd's own client (Debian: the systemd package, which the test
+// command installs; missing under CI=true is a failure).
 func TestNotifySystemdNotify(t *testing.T) {
 	if _, err := exec.LookPath("systemd-notify"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("systemd-notify not installed (CI=true): %v", err)
+		}
 		t.Skip("systemd-notify not installed")
 	}
 	n, out := listenNotify(t, "")
