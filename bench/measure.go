@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -219,12 +220,18 @@ func (t *trial) closeRun(ctx context.Context) error {
 	var other float64
 	var err error
 	smp.clWakeUps = -1
-	w0, err0 := wakeUps(t.l.p.pid)
+	var w0 int64
+	err0 := errors.New("no primary")
+	if t.l.s.primary {
+		w0, err0 = wakeUps(t.l.p.pid)
+	}
 	if smp.cl, smp.clCPU, other, err = t.e.measureMid(ctx, t.l, "Connection: close", t.e.cfg.duration, true, "", nil); err != nil {
 		return err
 	}
-	if w1, err1 := wakeUps(t.l.p.pid); t.l.s.primary && err0 == nil && err1 == nil {
-		smp.clWakeUps = w1 - w0
+	if err0 == nil {
+		if w1, err1 := wakeUps(t.l.p.pid); err1 == nil {
+			smp.clWakeUps = w1 - w0
+		}
 	}
 	smp.other = max(smp.other, other)
 	t.note("Connection: close", smp.cl)

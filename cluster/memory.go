@@ -117,7 +117,7 @@ func (s *Supervisor) measured(ev memEvent) {
 	if ev.wsKnown {
 		s.workingSet = ev.workingSet
 	}
-	s.logReading(ev)
+	s.logReading()
 	if s.stop.active {
 		return
 	}
@@ -125,17 +125,17 @@ func (s *Supervisor) measured(ev memEvent) {
 	s.recycleByRequests()
 }
 
-// logReading logs a reading at debug level: the container's working set
-// and the size of each slot's worker (slot0=..., by slot, never by pid: a
-// slot's figure stays comparable across its replacements).
-func (s *Supervisor) logReading(ev memEvent) {
+// logReading logs, at debug level, the container's working set and the
+// size of each slot's worker in slot order (slot0=..., by slot, never by
+// pid: a slot's figure stays comparable across its replacements).
+func (s *Supervisor) logReading() {
 	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
 	args := []any{"working_set", s.workingSet, "limit", s.cfg.Memory.Limit}
-	for pid, n := range ev.sizes {
-		if w := s.workers[pid]; w != nil && n > 0 && w.slot.w == w {
-			args = append(args, "slot"+strconv.Itoa(w.slot.index), n)
+	for _, sl := range s.slots {
+		if sl.w != nil && sl.w.memory > 0 {
+			args = append(args, "slot"+strconv.Itoa(sl.index), sl.w.memory)
 		}
 	}
 	s.log.Debug("memory reading", args...)
